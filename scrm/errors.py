@@ -1,0 +1,70 @@
+"""The one exception tree of scrm.
+
+Every error that scrm raises on purpose derives from :class:`ScrmError`, so a caller (the CLI, the web
+shell, a script) can catch one class and show its message, which always says what was wrong and what to
+do about it::
+
+    ScrmError
+    ├── ConfigError                 config.toml or an SCRM_* variable is wrong (names the key and file)
+    ├── StoreError                  the database cannot be reached or used
+    │   └── SchemaOutOfDate         the schema is older than the code: run `scrm init`
+    ├── ImportFileError(ValueError) an import file cannot be read at all (bad rows are reported, not raised)
+    ├── NotFound(LookupError)       a customer, account ... that does not exist
+    └── ConnectorError              a platform answered with an error
+        ├── TokenRejected           credentials or access token refused
+        └── RateLimited             a quota or frequency limit was hit (retry later)
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "ConnectorError",
+    "ImportFileError",
+    "NotFound",
+    "RateLimited",
+    "SchemaOutOfDate",
+    "ScrmError",
+    "StoreError",
+    "TokenRejected",
+]
+
+
+class ScrmError(Exception):
+    """Base class of every error scrm raises on purpose."""
+
+
+class ConfigError(ScrmError):
+    """The configuration is invalid: an unknown key, a wrong type, a missing credential."""
+
+
+class StoreError(ScrmError):
+    """The store (database) cannot be reached or used."""
+
+
+class SchemaOutOfDate(StoreError):
+    """The database schema is missing or older than this version of scrm."""
+
+
+class ImportFileError(ScrmError, ValueError):
+    """An import file cannot be read at all (missing, unknown format, no usable header)."""
+
+
+class NotFound(ScrmError, LookupError):
+    """The thing asked for does not exist."""
+
+
+class ConnectorError(ScrmError):
+    """A platform (or its simulator) answered with an error."""
+
+    def __init__(self, message: str, *, errcode: int | None = None) -> None:
+        super().__init__(message)
+        self.errcode = errcode
+
+
+class TokenRejected(ConnectorError):
+    """The platform refused our credentials or access token."""
+
+
+class RateLimited(ConnectorError):
+    """A platform quota or frequency limit was hit; the call may succeed later."""

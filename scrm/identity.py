@@ -1,0 +1,275 @@
+"""Identity resolution: map the keys a record carries to one customer, merging when keys meet.
+
+A record (an order row, a follower profile) carries one or more keys: an openid of one of our
+accounts, a unionid, a phone number, an email. :func:`resolve` finds the customer each record belongs
+to, creating customers for keys never seen and attaching new keys to the customer they arrive with.
+When one record carries keys of two different customers, they are one person: the younger customer is
+merged into the older one, every row is re-pointed, and a :class:`~scrm.models.CustomerMerge` keeps the
+key and the reason. All of it works on batches, with a fixed number of queries per batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from scrm.models import (
+    Account,
+    Customer,
+    CustomerMerge,
+    CustomerTag,
+    Follow,
+    Identity,
+    IdentityKind,
+    Interaction,
+    Purchase,
+    Relation,
+    utcnow,
+)
+
+__all__ = ["Key", "Merge", "Resolution", "insert_ignoring_conflicts", "merge_customers", "resolve"]
+
+_CHUNK = 5_000  # bound parameters per IN (...) query; SQLite allows 32,766
+
+identity_t = Identity.__table__  # type: ignore[attr-defined]
+customer_t = Customer.__table__  # type: ignore[attr-defined]
+
+
+class Key(NamedTuple):
+    """An identity key: ``scope`` is the account's appid for openids and '' for global keys."""
+
+    kind: str
+    scope: str
+    value: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.value}" + (f" (account {self.scope})" if self.scope else "")
+
+
+@dataclass(frozen=True)
+class Merge:
+    kept_id: int
+    merged_id: int
+    key: Key
+    reason: str
+
+
+@dataclass
+class Resolution:
+    """The customer id of each key set, and what had to be created or merged to get there."""
+
+    customer_ids: list[int]
+    customers_created: int = 0
+    identities_added: int = 0
+    merges: list[Merge] = field(default_factory=list)
+
+
+def insert_ignoring_conflicts(conn: Connection, table: sa.Table) -> sa.Insert:
+    """An INSERT that skips rows violating a unique constraint, on SQLite and PostgreSQL."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing()
+    if conn.dialect.name == "sqlite":
+        return sqlite.insert(table).on_conflict_do_nothing()
+    raise NotImplementedError(f"database {conn.dialect.name} is not supported")
+
+
+def _lookup(conn: Connection, keys: Iterable[Key]) -> dict[Key, int]:
+    """Customer id of each known key, a few queries per (kind, scope) group."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for key in keys:
+        groups.setdefault((key.kind, key.scope), []).append(key.value)
+    found: dict[Key, int] = {}
+    cols = identity_t.c
+    for (kind, scope), values in groups.items():
+        for start in range(0, len(values), _CHUNK):
+            chunk = values[start : start + _CHUNK]
+            query = sa.select(cols.value, cols.customer_id).where(
+                cols.kind == kind, cols.scope == scope, cols.value.in_(chunk)
+            )
+            for value, customer_id in conn.execute(query):
+                found[Key(kind, scope, value)] = customer_id
+    return found
+
+
+def _account_ids(conn: Connection, scopes: set[str]) -> dict[str, int]:
+    if not scopes:
+        return {}
+    t = Account.__table__  # type: ignore[attr-defined]
+    rows = conn.execute(sa.select(t.c.external_id, t.c.id).where(t.c.external_id.in_(scopes)))
+    return {external_id: id_ for external_id, id_ in rows}
+
+
+def resolve(
+    conn: Connection,
+    key_sets: Sequence[Sequence[Key]],
+    *,
+    source: str,
+    names: Sequence[str] | None = None,
+) -> Resolution:
+    """Find or create the customer of each key set.
+
+    Parameters
+    ----------
+    conn
+        A connection inside a transaction; everything is written through it.
+    key_sets
+        Per record, the keys it carries (at least one each).
+    source
+        Where the keys were learnt (``"import:shop"``), kept on each new identity.
+    names
+        Optional display name per record, used for customers created here.
+    """
+    known = _lookup(conn, {k for keys in key_sets for k in keys})
+    owner: dict[Key, int] = dict(known)  # key -> customer id; ids < 0 are customers still to create
+    members: dict[int, set[Key]] = {}
+    for key, cid in known.items():
+        members.setdefault(cid, set()).add(key)
+    next_new = -1
+    new_names: dict[int, str] = {}
+    merges: list[tuple[int, int, Key]] = []
+    record_owner: list[int] = []
+    forward: dict[int, int] = {}  # customer merged away in this batch -> the one it went into
+
+    def find(cid: int) -> int:
+        while cid in forward:
+            cid = forward[cid]
+        return cid
+
+    def absorb(kept: int, gone: int) -> None:
+        forward[gone] = kept
+        for k in members.pop(gone, set()):
+            owner[k] = kept
+            members.setdefault(kept, set()).add(k)
+        if kept < 0 and gone in new_names and not new_names.get(kept):
+            new_names[kept] = new_names[gone]
+        new_names.pop(gone, None)
+
+    for i, keys in enumerate(key_sets):
+        if not keys:
+            raise ValueError(f"record {i} carries no identity key")
+        owners = sorted({owner[k] for k in keys if k in owner}, key=lambda c: (c < 0, abs(c)))
+        if not owners:
+            cid = next_new
+            next_new -= 1
+            new_names[cid] = names[i] if names else ""
+        else:
+            cid = owners[0]
+            for other in owners[1:]:
+                if other > 0:  # two stored customers meet: a real merge
+                    shared = next(k for k in keys if owner.get(k) == other)
+                    merges.append((cid, other, shared))
+                absorb(cid, other)
+        for k in keys:
+            if owner.get(k) != cid:
+                owner[k] = cid
+                members.setdefault(cid, set()).add(k)
+        record_owner.append(cid)
+
+    # Create the new customers, then map placeholders to real ids.
+    placeholders = [c for c in members if c < 0]
+    real: dict[int, int] = {}
+    if placeholders:
+        now = utcnow()
+        rows = [{"display_name": new_names.get(c, ""), "created_at": now} for c in placeholders]
+        ids = conn.execute(
+            sa.insert(customer_t).returning(customer_t.c.id, sort_by_parameter_order=True), rows
+        ).scalars()
+        real = dict(zip(placeholders, ids, strict=True))
+
+    def final(cid: int) -> int:
+        return real.get(cid, cid)
+
+    result = Resolution(customer_ids=[], customers_created=len(real))
+    for kept, merged, key in merges:
+        kept = final(kept)
+        reason = f"both customers carry {key}"
+        merge_customers(conn, kept, merged, key=key, reason=reason)
+        result.merges.append(Merge(kept, merged, key, reason))
+
+    new_keys = [(k, final(c)) for k, c in owner.items() if known.get(k) != c]
+    if new_keys:
+        accounts = _account_ids(conn, {k.scope for k, _ in new_keys if k.scope})
+        now = utcnow()
+        rows = [
+            {
+                "customer_id": cid,
+                "kind": k.kind,
+                "scope": k.scope,
+                "value": k.value,
+                "platform": "wechat" if k.kind in (IdentityKind.OPENID, IdentityKind.UNIONID) else "",
+                "account_id": accounts.get(k.scope),
+                "source": source,
+                "created_at": now,
+            }
+            for k, cid in new_keys
+            if k not in known  # keys re-pointed by a merge were moved by merge_customers
+        ]
+        if rows:
+            conn.execute(sa.insert(identity_t), rows)
+        result.identities_added = len(rows)
+
+    result.customer_ids = [final(find(c)) for c in record_owner]
+    return result
+
+
+def merge_customers(conn: Connection, kept: int, merged: int, *, key: Key, reason: str) -> None:
+    """Merge customer ``merged`` into ``kept``: re-point every row, keep the merged row as history."""
+    now = utcnow()
+    simple = [
+        (Identity, "customer_id"),
+        (Purchase, "customer_id"),
+        (Interaction, "customer_id"),
+        (Interaction, "target_customer_id"),
+        (Follow, "customer_id"),
+    ]
+    for model, column in simple:
+        table = model.__table__  # type: ignore[attr-defined]
+        conn.execute(sa.update(table).where(table.c[column] == merged).values({column: kept}))
+    # Rows under a unique key may already exist for the kept customer: copy what is new, drop the rest.
+    tag_t = CustomerTag.__table__  # type: ignore[attr-defined]
+    conn.execute(
+        insert_ignoring_conflicts(conn, tag_t).from_select(
+            ["customer_id", "tag_id", "created_at"],
+            sa.select(sa.literal(kept), tag_t.c.tag_id, tag_t.c.created_at).where(
+                tag_t.c.customer_id == merged
+            ),
+        )
+    )
+    conn.execute(sa.delete(tag_t).where(tag_t.c.customer_id == merged))
+    rel_t = Relation.__table__  # type: ignore[attr-defined]
+    for column in ("source_id", "target_id"):
+        other = "target_id" if column == "source_id" else "source_id"
+        conn.execute(
+            insert_ignoring_conflicts(conn, rel_t).from_select(
+                ["kind", column, other, "weight", "count", "first_at", "last_at"],
+                sa.select(
+                    rel_t.c.kind,
+                    sa.literal(kept),
+                    rel_t.c[other],
+                    rel_t.c.weight,
+                    rel_t.c.count,
+                    rel_t.c.first_at,
+                    rel_t.c.last_at,
+                ).where(rel_t.c[column] == merged, rel_t.c[other] != kept),
+            )
+        )
+        conn.execute(sa.delete(rel_t).where(rel_t.c[column] == merged))
+    conn.execute(
+        sa.update(customer_t).where(customer_t.c.id == merged).values(merged_into_id=kept)
+    )
+    conn.execute(
+        sa.insert(CustomerMerge.__table__),  # type: ignore[attr-defined]
+        {
+            "kept_id": kept,
+            "merged_id": merged,
+            "key_kind": key.kind,
+            "key_value": key.value,
+            "reason": reason,
+            "created_at": now,
+        },
+    )

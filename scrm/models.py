@@ -1,0 +1,246 @@
+"""The data model: SQLModel tables that every part of scrm writes to.
+
+One person is a :class:`Customer`; everything we know them by is an :class:`Identity` (an openid of one
+of our accounts, a WeChat unionid, a phone number, an email). Two customers who turn out to share a strong
+key are merged, and the merge is kept as a :class:`CustomerMerge` with its reason, so it can be explained
+and undone. Facts about people are append-only history: a :class:`Follow` row per subscribe period (an
+unsubscribe closes it, never deletes it), :class:`Interaction` rows with a unique external id per
+platform, :class:`Purchase` rows with a unique order id per source. Re-importing the same data therefore
+adds nothing twice.
+
+All times are stored in UTC and returned as timezone-aware datetimes; money as integer minor units
+(fen, cents) so sums are exact.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlmodel import Field, SQLModel
+
+__all__ = [
+    "Account",
+    "Customer",
+    "CustomerMerge",
+    "CustomerTag",
+    "Follow",
+    "Identity",
+    "IdentityKind",
+    "Interaction",
+    "Purchase",
+    "Relation",
+    "Tag",
+    "UTCDateTime",
+    "utcnow",
+]
+
+
+# Named constraints, so that later migrations (SQLite batch mode included) can address them.
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """A timestamp stored in UTC on every backend and always read back timezone-aware.
+
+    SQLite keeps no offset, so values are converted to UTC before writing and tagged UTC on reading;
+    PostgreSQL stores ``timestamptz``. A naive datetime is refused: its meaning would be a guess.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: give a timezone-aware time")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _time(*, nullable: bool = False, index: bool = False, default: bool = False) -> Any:
+    column = sa.Column(UTCDateTime(), nullable=nullable, index=index)
+    if default:
+        return Field(default_factory=utcnow, sa_column=column)
+    return Field(default=None, sa_column=column) if nullable else Field(sa_column=column)
+
+
+def _fk(target: str, *, nullable: bool = False, index: bool = True, ondelete: str = "CASCADE") -> Any:
+    column = sa.Column(
+        sa.Integer, sa.ForeignKey(target, ondelete=ondelete), nullable=nullable, index=index
+    )
+    return Field(default=None, sa_column=column)
+
+
+class IdentityKind(enum.StrEnum):
+    """What an identity key is. openids are scoped to one account; the others are global."""
+
+    OPENID = "openid"
+    UNIONID = "unionid"
+    PHONE = "phone"
+    EMAIL = "email"
+
+
+class Account(SQLModel, table=True):
+    """An account we own on a platform (a WeChat Official Account, keyed by its appid)."""
+
+    __table_args__ = (sa.UniqueConstraint("platform", "external_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, max_length=100)
+    platform: str = Field(max_length=32)
+    external_id: str = Field(max_length=128)  # WeChat: appid
+    display_name: str = Field(default="", max_length=200)
+    created_at: datetime = _time(default=True)
+
+
+class Customer(SQLModel, table=True):
+    """One person, however many platforms and accounts we know them on."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    display_name: str = Field(default="", max_length=200, index=True)
+    created_at: datetime = _time(default=True)
+    opted_out_at: datetime | None = _time(nullable=True)
+    #: set when this customer was merged into another; its rows then point to that one
+    merged_into_id: int | None = _fk("customer.id", nullable=True, ondelete="SET NULL")
+
+
+class Identity(SQLModel, table=True):
+    """A key a customer is known by. ``scope`` is the account's appid for openids, '' otherwise."""
+
+    __table_args__ = (sa.UniqueConstraint("kind", "scope", "value"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: int = _fk("customer.id")
+    kind: str = Field(max_length=16)
+    scope: str = Field(default="", max_length=128)
+    value: str = Field(max_length=255)
+    platform: str = Field(default="", max_length=32)
+    account_id: int | None = _fk("account.id", nullable=True)
+    source: str = Field(default="", max_length=64)  # where we learnt it: "import:shop", "sync:wechat"
+    created_at: datetime = _time(default=True)
+
+
+class CustomerMerge(SQLModel, table=True):
+    """Why two customer records became one: the shared key and when it was seen."""
+
+    __tablename__ = "customer_merge"
+
+    id: int | None = Field(default=None, primary_key=True)
+    kept_id: int = _fk("customer.id")
+    merged_id: int = _fk("customer.id")
+    key_kind: str = Field(max_length=16)
+    key_value: str = Field(max_length=255)
+    reason: str = Field(max_length=500)
+    created_at: datetime = _time(default=True)
+    undone_at: datetime | None = _time(nullable=True)
+
+
+class Follow(SQLModel, table=True):
+    """One subscribe period of a customer to one of our accounts. Unsubscribing closes it."""
+
+    __table_args__ = (sa.UniqueConstraint("account_id", "customer_id", "subscribed_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = _fk("account.id")
+    customer_id: int = _fk("customer.id")
+    subscribed_at: datetime = _time()
+    unsubscribed_at: datetime | None = _time(nullable=True)
+    scene: str = Field(default="", max_length=64)  # WeChat subscribe_scene, e.g. ADD_SCENE_QR_CODE
+    channel: str = Field(default="", max_length=128, index=True)  # qr_scene_str of a channel QR code
+
+
+class Relation(SQLModel, table=True):
+    """A directed tie between two customers: ``source`` was referred by / interacts with ``target``."""
+
+    __table_args__ = (sa.UniqueConstraint("kind", "source_id", "target_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=32)  # referred_by, interacts_with
+    source_id: int = _fk("customer.id")
+    target_id: int = _fk("customer.id")
+    weight: float = 1.0
+    count: int = 1
+    first_at: datetime = _time()
+    last_at: datetime = _time()
+
+
+class Interaction(SQLModel, table=True):
+    """Something a customer did: a message, reply, mention, share, click, scan, (un)subscribe."""
+
+    __table_args__ = (
+        sa.UniqueConstraint("platform", "external_id"),
+        sa.Index("ix_interaction_customer_time", "customer_id", "occurred_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str = Field(max_length=32)
+    external_id: str = Field(max_length=255)
+    kind: str = Field(max_length=32)
+    customer_id: int = _fk("customer.id", index=False)
+    target_customer_id: int | None = _fk("customer.id", nullable=True)
+    account_id: int | None = _fk("account.id", nullable=True)
+    occurred_at: datetime = _time(index=True)
+    content: str = Field(default="", sa_column=sa.Column(sa.Text, nullable=False, default=""))
+    channel: str = Field(default="", max_length=128)
+
+
+class Purchase(SQLModel, table=True):
+    """An order. ``amount_minor`` is in the currency's minor unit (fen for CNY)."""
+
+    __table_args__ = (
+        sa.UniqueConstraint("source", "order_id"),
+        sa.Index("ix_purchase_customer_time", "customer_id", "occurred_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(max_length=64)
+    order_id: str = Field(max_length=128)
+    customer_id: int = _fk("customer.id", index=False)
+    amount_minor: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
+    currency: str = Field(max_length=3)
+    occurred_at: datetime = _time()
+
+
+class Tag(SQLModel, table=True):
+    """A label on customers; ``external_id`` is the platform's tag id when mirrored from one."""
+
+    __table_args__ = (sa.UniqueConstraint("account_id", "name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=64)
+    account_id: int | None = _fk("account.id", nullable=True)
+    external_id: str = Field(default="", max_length=64)
+
+
+class CustomerTag(SQLModel, table=True):
+    """A tag on a customer."""
+
+    __tablename__ = "customer_tag"
+
+    customer_id: int = Field(
+        sa_column=sa.Column(sa.ForeignKey("customer.id", ondelete="CASCADE"), primary_key=True)
+    )
+    tag_id: int = Field(
+        sa_column=sa.Column(sa.ForeignKey("tag.id", ondelete="CASCADE"), primary_key=True)
+    )
+    created_at: datetime = _time(default=True)

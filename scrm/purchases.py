@@ -1,0 +1,111 @@
+"""Bulk writes of purchases: each order stored once, at close to the database's own bulk rate.
+
+SQLite gets one ``executemany`` of ``INSERT ... ON CONFLICT DO NOTHING`` per batch. PostgreSQL gets
+``COPY`` of the orders not yet stored, found with one indexed query per batch; should another importer
+store one of them in between, the batch falls back to ``INSERT ... SELECT FROM unnest(...) ON CONFLICT
+DO NOTHING``, so concurrent imports of the same file still store each order exactly once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from scrm.models import Purchase
+
+__all__ = ["PurchaseRow", "stored_orders", "write_purchases"]
+
+purchase_t = Purchase.__table__  # type: ignore[attr-defined]
+_COLUMNS = ("source", "order_id", "customer_id", "amount_minor", "currency", "occurred_at")
+
+
+class PurchaseRow(NamedTuple):
+    source: str
+    order_id: str
+    customer_id: int
+    amount_minor: int
+    currency: str
+    occurred_at: datetime  # timezone-aware
+
+
+def _sqlite_time(moment: datetime) -> str:
+    # The text form SQLAlchemy's SQLite DateTime reads back (UTC, no offset).
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _write_sqlite(conn: Connection, rows: Sequence[PurchaseRow]) -> int:
+    sql = (
+        f"INSERT INTO purchase ({', '.join(_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (source, order_id) DO NOTHING"
+    )
+    params = [(r[0], r[1], r[2], r[3], r[4], _sqlite_time(r[5])) for r in rows]
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.executemany(sql, params)
+        return int(cursor.rowcount)
+    finally:
+        cursor.close()
+
+
+def _write_postgresql(conn: Connection, rows: Sequence[PurchaseRow]) -> int:
+    import psycopg
+
+    by_source: dict[str, list[str]] = {}
+    for r in rows:
+        by_source.setdefault(r.source, []).append(r.order_id)
+    stored: set[tuple[str, str]] = set()
+    for source, order_ids in by_source.items():
+        stored.update((source, o) for o in stored_orders(conn, source, order_ids))
+    fresh: dict[tuple[str, str], PurchaseRow] = {}
+    for r in rows:
+        if (r.source, r.order_id) not in stored:
+            fresh.setdefault((r.source, r.order_id), r)
+    if not fresh:
+        return 0
+    raw: Any = conn.connection.driver_connection
+    savepoint = conn.begin_nested()
+    try:
+        with (
+            raw.cursor() as cur,
+            cur.copy(f"COPY purchase ({', '.join(_COLUMNS)}) FROM STDIN") as copy,
+        ):
+            for r in fresh.values():
+                copy.write_row(r)
+        savepoint.commit()
+        return len(fresh)
+    except psycopg.errors.UniqueViolation:
+        savepoint.rollback()
+    values = list(fresh.values())
+    with raw.cursor() as cur:
+        cur.execute(
+            f"INSERT INTO purchase ({', '.join(_COLUMNS)}) "
+            "SELECT * FROM unnest(%s::text[], %s::text[], %s::int[], %s::bigint[], %s::text[], "
+            "%s::timestamptz[]) ON CONFLICT (source, order_id) DO NOTHING",
+            [list(column) for column in zip(*values, strict=True)],
+        )
+        return int(cur.rowcount)
+
+
+def write_purchases(conn: Connection, rows: Sequence[PurchaseRow]) -> int:
+    """Store the purchases not stored yet; return how many were new."""
+    if not rows:
+        return 0
+    if conn.dialect.name == "postgresql":
+        return _write_postgresql(conn, rows)
+    return _write_sqlite(conn, rows)
+
+
+def stored_orders(conn: Connection, source: str, order_ids: Sequence[str]) -> dict[str, Any]:
+    """The stored rows (as mappings) of these orders of ``source``, keyed by order id."""
+    found: dict[str, Any] = {}
+    c = purchase_t.c
+    for start in range(0, len(order_ids), 5_000):
+        chunk = order_ids[start : start + 5_000]
+        query = sa.select(c.order_id, c.customer_id, c.amount_minor, c.currency, c.occurred_at)
+        for row in conn.execute(query.where(c.source == source, c.order_id.in_(chunk))):
+            found[row.order_id] = row
+    return found

@@ -1,0 +1,152 @@
+"""The store: engine, sessions and schema migrations for SQLite (default) and PostgreSQL.
+
+SQLite connections get WAL journaling, foreign keys and a busy timeout; PostgreSQL is used by giving a
+``postgresql://`` URL (driven by psycopg 3). The schema is managed by Alembic migrations shipped inside
+the package; :meth:`Store.upgrade` (``scrm init``) creates or upgrades it, and :meth:`Store.check_schema`
+refuses to work on a schema that is older than the code.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection, Engine
+from sqlmodel import Session
+
+from scrm.errors import SchemaOutOfDate, StoreError
+
+__all__ = ["Store", "redact_url"]
+
+_PASSWORD = re.compile(r"(://[^:/@]+:)[^@]+@")
+
+
+def redact_url(url: str) -> str:
+    """Hide the password in a database URL.
+
+    >>> redact_url("postgresql://scrm:s3cret@db:5432/scrm")
+    'postgresql://scrm:***@db:5432/scrm'
+    """
+    return _PASSWORD.sub(r"\1***@", url)
+
+
+def _normalise_url(url: str) -> str:
+    # psycopg 3 is the PostgreSQL driver; plain postgresql:// would ask for psycopg2.
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+class Store:
+    """A database holding scrm's data.
+
+    Parameters
+    ----------
+    url
+        SQLAlchemy URL: ``sqlite:///path/to/scrm.db`` or ``postgresql://user@host/db``.
+    echo
+        Log every SQL statement (for debugging; parameters are bound, never inlined).
+    connect_args
+        Extra arguments for the driver's ``connect`` (tests use it to pick a PostgreSQL schema).
+    """
+
+    def __init__(
+        self, url: str, *, echo: bool = False, connect_args: dict[str, Any] | None = None
+    ) -> None:
+        self.url = _normalise_url(url)
+        try:
+            self.engine: Engine = sa.create_engine(
+                self.url, echo=echo, connect_args=connect_args or {}
+            )
+        except (sa.exc.ArgumentError, ImportError) as exc:
+            raise StoreError(f"database URL {redact_url(url)!r} is not usable: {exc}") from None
+        if self.dialect == "sqlite":
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def __repr__(self) -> str:
+        return f"Store({redact_url(self.url)!r})"
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def connect(self) -> Iterator[Connection]:
+        """A connection in a transaction, committed on success, with connection errors made clear."""
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except sa.exc.OperationalError as exc:
+            if exc.connection_invalidated or "connect" in str(exc.orig).lower():
+                raise StoreError(
+                    f"cannot reach the database {redact_url(self.url)}: {exc.orig}".strip()
+                ) from None
+            raise
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """An ORM session in a transaction, committed on success and rolled back on error."""
+        with self.connect() as conn, Session(bind=conn) as session:
+            yield session
+            session.flush()
+
+    # -- schema -----------------------------------------------------------------------------------
+
+    def _alembic_config(self, conn: Connection) -> AlembicConfig:
+        cfg = AlembicConfig()
+        cfg.set_main_option("script_location", str(resources.files("scrm") / "migrations"))
+        cfg.attributes["connection"] = conn
+        return cfg
+
+    def head_revision(self) -> str:
+        with self.connect() as conn:
+            head = ScriptDirectory.from_config(self._alembic_config(conn)).get_current_head()
+        assert head is not None
+        return head
+
+    def current_revision(self) -> str | None:
+        with self.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    def upgrade(self, revision: str = "head") -> tuple[str | None, str]:
+        """Create or upgrade the schema; return (revision before, revision after)."""
+        with self.connect() as conn:
+            before = MigrationContext.configure(conn).get_current_revision()
+            command.upgrade(self._alembic_config(conn), revision)
+            after = MigrationContext.configure(conn).get_current_revision()
+        assert after is not None
+        return before, after
+
+    def check_schema(self) -> None:
+        """Raise :class:`SchemaOutOfDate` unless the schema is at the code's head revision."""
+        current, head = self.current_revision(), self.head_revision()
+        if current is None:
+            raise SchemaOutOfDate(
+                f"the database {redact_url(self.url)} has no scrm schema yet: run `scrm init`"
+            )
+        if current != head:
+            raise SchemaOutOfDate(
+                f"the database schema is at revision {current}, this scrm needs {head}: "
+                "run `scrm init` to upgrade it"
+            )
