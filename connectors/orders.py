@@ -24,8 +24,8 @@ A row that breaks a rule becomes a :class:`RowError` with its line number; the o
 
 from __future__ import annotations
 
+import codecs
 import csv
-import io
 import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -33,7 +33,7 @@ from datetime import UTC, datetime, tzinfo
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Literal
 
 import phonenumbers
 
@@ -150,21 +150,6 @@ def _parse_time(text: str, tz: tzinfo) -> datetime:
     return moment.astimezone(UTC)
 
 
-class _CountingReader(io.RawIOBase):
-    """Counts the bytes read from a binary file, for a progress bar over the file's size."""
-
-    def __init__(self, raw: IO[bytes]) -> None:
-        self.raw, self.count = raw, 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        n = self.raw.readinto(buffer)  # type: ignore[attr-defined]
-        self.count += n or 0
-        return n or 0
-
-
 class OrderReader:
     """Validated purchase records from an order export.
 
@@ -211,11 +196,7 @@ class OrderReader:
         )
         self.size = self.path.stat().st_size
         self.ignored_columns: list[str] = []
-        self._counter: _CountingReader | None = None
-
-    @property
-    def bytes_read(self) -> int:
-        return self._counter.count if self._counter else 0
+        self.bytes_read = 0
 
     # -- rows ---------------------------------------------------------------------------------------
 
@@ -268,9 +249,7 @@ class OrderReader:
         for key in keys:
             if len(key.value) > 255:
                 raise ValueError(f"{key.kind} is longer than 255 characters")
-        return PurchaseRecord(
-            line, order_id, tuple(keys), amount, currency, occurred_at, get("name")[:200]
-        )
+        return PurchaseRecord(line, order_id, tuple(keys), amount, currency, occurred_at, get("name")[:200])
 
     def _check_columns(self, names: list[str]) -> dict[str, int]:
         index = {}
@@ -283,8 +262,7 @@ class OrderReader:
         missing = [c for c in _REQUIRED if c not in index]
         if missing:
             raise ImportFileError(
-                f"{self.path}: the header lacks {', '.join(missing)} "
-                f"(columns: {', '.join(COLUMNS)})"
+                f"{self.path}: the header lacks {', '.join(missing)} (columns: {', '.join(COLUMNS)})"
             )
         if not any(c in index for c in KEY_COLUMNS):
             raise ImportFileError(
@@ -292,7 +270,7 @@ class OrderReader:
             )
         return index
 
-    def _csv_rows(self, text: IO[str]) -> Iterator[PurchaseRecord | RowError]:
+    def _csv_rows(self, text: Iterator[str]) -> Iterator[PurchaseRecord | RowError]:
         reader = csv.reader(text)
         try:
             header = next(reader)
@@ -317,7 +295,7 @@ class OrderReader:
             except ValueError as exc:
                 yield RowError(line, str(exc))
 
-    def _jsonl_rows(self, text: IO[str]) -> Iterator[PurchaseRecord | RowError]:
+    def _jsonl_rows(self, text: Iterator[str]) -> Iterator[PurchaseRecord | RowError]:
         seen_columns: set[str] = set()
         for line, raw in enumerate(text, start=1):
             if not raw.strip():
@@ -330,7 +308,7 @@ class OrderReader:
             if not isinstance(obj, dict):
                 yield RowError(line, "not a JSON object")
                 continue
-            fields = {}
+            fields: dict[str, str | None] = {}
             for name, value in obj.items():
                 clean = str(name).strip().lower()
                 if clean not in COLUMNS:
@@ -346,24 +324,41 @@ class OrderReader:
             if bad:
                 yield RowError(line, f"{', '.join(bad)}: expected a string or number")
                 continue
+
+            def get(column: str, fields: dict[str, str | None] = fields) -> str:
+                return fields.get(column) or ""
+
             try:
-                yield self._record(line, lambda column: fields.get(column) or "")
+                yield self._record(line, get)
             except ValueError as exc:
                 yield RowError(line, str(exc))
 
-    def __iter__(self) -> Iterator[PurchaseRecord | RowError]:
-        with self.path.open("rb") as raw:
-            self._counter = _CountingReader(raw)
-            text = io.TextIOWrapper(
-                io.BufferedReader(self._counter, 1 << 16), encoding=self.encoding, newline=""
-            )
-            rows = self._csv_rows(text) if self.format == "csv" else self._jsonl_rows(text)
+    def _lines(self, raw: IO[bytes]) -> Iterator[str]:
+        """Decode line by line, so a bad byte stops the import exactly at its line."""
+        decoder = codecs.getincrementaldecoder(self.encoding)()
+        for number, line in enumerate(raw, start=1):
+            self.bytes_read += len(line)
             try:
-                yield from rows
+                yield decoder.decode(line)
             except UnicodeDecodeError as exc:
                 raise ImportFileError(
-                    f"{self.path}: not {self.encoding} text near byte {self.bytes_read}: {exc.reason}; "
-                    "rows before it were imported; give --encoding (for example gbk) and import again"
+                    f"{self.path}: line {number} is not {self.encoding} text ({exc.reason}); "
+                    "the rows before it were imported; give --encoding (for example gbk) "
+                    "and import the file again"
                 ) from None
+
+    def __iter__(self) -> Iterator[PurchaseRecord | RowError]:
+        try:
+            codecs.lookup(self.encoding)
+        except LookupError:
+            raise ImportFileError(f"unknown encoding {self.encoding!r}") from None
+        self.bytes_read = 0
+        with self.path.open("rb") as raw:
+            lines = self._lines(raw)
+            try:
+                if self.format == "csv":
+                    yield from self._csv_rows(lines)
+                else:
+                    yield from self._jsonl_rows(lines)
             except csv.Error as exc:
                 raise ImportFileError(f"{self.path}: not readable as CSV: {exc}") from None

@@ -66,9 +66,7 @@ def generate_orders(
         )
 
 
-def write_orders(
-    path: str | Path, rows: int, *, customers: int, seed: int = 42, shop: str = "shop"
-) -> Path:
+def write_orders(path: str | Path, rows: int, *, customers: int, seed: int = 42, shop: str = "shop") -> Path:
     """Write an order export, CSV or (for a .jsonl name) JSON Lines; return its path."""
     path = Path(path)
     data = generate_orders(rows, customers=customers, seed=seed, shop=shop)

@@ -14,13 +14,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from connectors.orders import Format, OrderReader, PurchaseRecord, RowError
 from scrm.config import Settings
 from scrm.identity import Merge, resolve
 from scrm.purchases import PurchaseRow, stored_orders, write_purchases
 from scrm.store import Store
 from scrm.sync_accounts import sync_accounts
-
-from connectors.orders import Format, OrderReader, PurchaseRecord, RowError
 
 __all__ = ["ImportReport", "import_purchases"]
 
@@ -60,9 +59,7 @@ def _money(minor: int, currency: str) -> str:
     return f"{minor / 100:.2f} {currency}"
 
 
-def _flush(
-    store: Store, batch: list[PurchaseRecord], source: str, report: ImportReport
-) -> None:
+def _flush(store: Store, batch: list[PurchaseRecord], source: str, report: ImportReport) -> None:
     with store.connect() as conn:
         resolution = resolve(
             conn,
@@ -141,25 +138,28 @@ def import_purchases(
     first_line: dict[str, int] = {}
     batch: list[PurchaseRecord] = []
     size = settings.imports.batch_size
-    for item in reader:
-        report.rows += 1
-        if isinstance(item, RowError):
-            report.rejected.append(item)
-            continue
-        seen = first_line.setdefault(item.order_id, item.line)
-        if seen != item.line:
-            report.rejected.append(
-                RowError(item.line, f"order {item.order_id} appears again (first on line {seen})")
-            )
-            continue
-        batch.append(item)
-        if len(batch) >= size:
+    try:
+        for item in reader:
+            report.rows += 1
+            if isinstance(item, RowError):
+                report.rejected.append(item)
+                continue
+            seen = first_line.setdefault(item.order_id, item.line)
+            if seen != item.line:
+                report.rejected.append(
+                    RowError(item.line, f"order {item.order_id} appears again (first on line {seen})")
+                )
+                continue
+            batch.append(item)
+            if len(batch) >= size:
+                _flush(store, batch, source, report)
+                batch = []
+                if progress:
+                    progress(reader.bytes_read, reader.size)
+    finally:
+        # Also when the file turns unreadable half-way: the good rows read so far are kept.
+        if batch:
             _flush(store, batch, source, report)
-            batch = []
-            if progress:
-                progress(reader.bytes_read, reader.size)
-    if batch:
-        _flush(store, batch, source, report)
     if progress:
         progress(reader.size, reader.size)
     report.ignored_columns = reader.ignored_columns

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
 from rich.console import Console
@@ -27,8 +27,8 @@ from scrm.store import Store, redact_url
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_REJECTED = 3
 
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 def money(minor: int, currency: str) -> str:
@@ -164,12 +164,19 @@ def import_purchases_cmd(
     Bad rows are reported by line number and skipped; good rows are stored. Importing the
     same file again stores nothing twice. Exit code 3 when any row was rejected.
     """
+    from connectors.orders import Format
     from connectors.sync import import_purchases
 
     settings = obj.settings
+    fmt_ = cast("Format | None", fmt)
     if as_json or not console.is_terminal:
         report = import_purchases(
-            obj.store, settings, file, source=source, format=fmt, encoding=encoding  # type: ignore[arg-type]
+            obj.store,
+            settings,
+            file,
+            source=source,
+            format=fmt_,
+            encoding=encoding,
         )
     else:
         with Progress(
@@ -180,13 +187,15 @@ def import_purchases_cmd(
             console=console,
             transient=True,
         ) as bar:
-            task = bar.add_task(f"Importing {file.name}", total=file.stat().st_size if file.is_file() else None)
+            task = bar.add_task(
+                f"Importing {file.name}", total=file.stat().st_size if file.is_file() else None
+            )
             report = import_purchases(
                 obj.store,
                 settings,
                 file,
                 source=source,
-                format=fmt,  # type: ignore[arg-type]
+                format=fmt_,
                 encoding=encoding,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
@@ -212,9 +221,7 @@ def import_purchases_cmd(
         for error in shown:
             err_console.print(f"  rejected {error}", highlight=False, markup=False)
         if len(report.rejected) > len(shown):
-            err_console.print(
-                f"  ... and {len(report.rejected) - len(shown):,} more (use --json for all)"
-            )
+            err_console.print(f"  ... and {len(report.rejected) - len(shown):,} more (use --json for all)")
     if report.rejected:
         sys.exit(EXIT_REJECTED)
 
@@ -226,15 +233,26 @@ def import_purchases_cmd(
     type=click.Choice(["id", "spent", "recent", "orders"]),
     default="id",
     show_default=True,
+    help="Order: by id, total spent, latest purchase or number of orders.",
 )
-@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
-@click.option("--offset", type=click.IntRange(0), default=0, show_default=True)
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 10_000),
+    default=50,
+    show_default=True,
+    help="Customers per page.",
+)
+@click.option(
+    "--offset",
+    type=click.IntRange(0),
+    default=0,
+    show_default=True,
+    help="Customers to skip (for paging).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_ctx
 @handle_errors
-def customers(
-    obj: Context, search: str | None, sort: str, limit: int, offset: int, as_json: bool
-) -> None:
+def customers(obj: Context, search: str | None, sort: str, limit: int, offset: int, as_json: bool) -> None:
     """List and search customers."""
     from scrm.queries import list_customers
 
@@ -261,8 +279,13 @@ def customers(
 
 @cli.command()
 @click.argument("customer_id", type=int)
-@click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True,
-              help="Latest interactions and purchases to show.")
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 10_000),
+    default=20,
+    show_default=True,
+    help="Latest interactions and purchases to show.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_ctx
 @handle_errors
@@ -307,8 +330,13 @@ def customer(obj: Context, customer_id: int, limit: int, as_json: bool) -> None:
             "Follows",
             ["Account", "Subscribed", "Unsubscribed", "Scene", "Channel"],
             [
-                [f["account"], when(f["subscribed_at"]), when(f["unsubscribed_at"]), f["scene"],
-                 f["channel"]]
+                [
+                    f["account"],
+                    when(f["subscribed_at"]),
+                    when(f["unsubscribed_at"]),
+                    f["scene"],
+                    f["channel"],
+                ]
                 for f in record["follows"]
             ],
         ),
@@ -316,8 +344,13 @@ def customer(obj: Context, customer_id: int, limit: int, as_json: bool) -> None:
             "Interactions",
             ["When", "Kind", "Platform", "With", "Content"],
             [
-                [when(x["occurred_at"]), x["kind"], x["platform"],
-                 str(x["target_customer_id"] or ""), x["content"][:60]]
+                [
+                    when(x["occurred_at"]),
+                    x["kind"],
+                    x["platform"],
+                    str(x["target_customer_id"] or ""),
+                    x["content"][:60],
+                ]
                 for x in record["interactions"]
             ],
         ),
@@ -325,8 +358,12 @@ def customer(obj: Context, customer_id: int, limit: int, as_json: bool) -> None:
             "Purchases",
             ["When", "Order", "Amount", "Source"],
             [
-                [when(p["occurred_at"]), p["order_id"], money(p["amount_minor"], p["currency"]),
-                 p["source"]]
+                [
+                    when(p["occurred_at"]),
+                    p["order_id"],
+                    money(p["amount_minor"], p["currency"]),
+                    p["source"],
+                ]
                 for p in record["purchases"]
             ],
         ),
@@ -345,9 +382,7 @@ def customer(obj: Context, customer_id: int, limit: int, as_json: bool) -> None:
     if totals:
         console.print(
             "Total: "
-            + "; ".join(
-                f"{t['orders']} orders, {money(t['spent_minor'], cur)}" for cur, t in totals.items()
-            ),
+            + "; ".join(f"{t['orders']} orders, {money(t['spent_minor'], cur)}" for cur, t in totals.items()),
             highlight=False,
         )
     if record["tags"]:

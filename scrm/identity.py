@@ -259,9 +259,7 @@ def merge_customers(conn: Connection, kept: int, merged: int, *, key: Key, reaso
             )
         )
         conn.execute(sa.delete(rel_t).where(rel_t.c[column] == merged))
-    conn.execute(
-        sa.update(customer_t).where(customer_t.c.id == merged).values(merged_into_id=kept)
-    )
+    conn.execute(sa.update(customer_t).where(customer_t.c.id == merged).values(merged_into_id=kept))
     conn.execute(
         sa.insert(CustomerMerge.__table__),  # type: ignore[attr-defined]
         {

@@ -78,16 +78,14 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
 
 
 def _time(*, nullable: bool = False, index: bool = False, default: bool = False) -> Any:
-    column = sa.Column(UTCDateTime(), nullable=nullable, index=index)
+    column: sa.Column[datetime] = sa.Column(UTCDateTime(), nullable=nullable, index=index)
     if default:
         return Field(default_factory=utcnow, sa_column=column)
     return Field(default=None, sa_column=column) if nullable else Field(sa_column=column)
 
 
 def _fk(target: str, *, nullable: bool = False, index: bool = True, ondelete: str = "CASCADE") -> Any:
-    column = sa.Column(
-        sa.Integer, sa.ForeignKey(target, ondelete=ondelete), nullable=nullable, index=index
-    )
+    column = sa.Column(sa.Integer, sa.ForeignKey(target, ondelete=ondelete), nullable=nullable, index=index)
     return Field(default=None, sa_column=column)
 
 
@@ -240,7 +238,5 @@ class CustomerTag(SQLModel, table=True):
     customer_id: int = Field(
         sa_column=sa.Column(sa.ForeignKey("customer.id", ondelete="CASCADE"), primary_key=True)
     )
-    tag_id: int = Field(
-        sa_column=sa.Column(sa.ForeignKey("tag.id", ondelete="CASCADE"), primary_key=True)
-    )
+    tag_id: int = Field(sa_column=sa.Column(sa.ForeignKey("tag.id", ondelete="CASCADE"), primary_key=True))
     created_at: datetime = _time(default=True)

@@ -13,12 +13,12 @@ from scrm.models import (
     Account,
     Customer,
     CustomerMerge,
+    CustomerTag,
     Follow,
     Identity,
     Interaction,
     Purchase,
     Tag,
-    CustomerTag,
 )
 from scrm.store import Store
 
@@ -71,9 +71,7 @@ def list_customers(
         by_key = sa.select(identity_t.c.customer_id).where(
             sa.func.lower(identity_t.c.value).like(pattern, escape="\\")
         )
-        where.append(
-            sa.or_(sa.func.lower(c.display_name).like(pattern, escape="\\"), c.id.in_(by_key))
-        )
+        where.append(sa.or_(sa.func.lower(c.display_name).like(pattern, escape="\\"), c.id.in_(by_key)))
     p = purchase_t.c
     stats = (
         sa.select(
@@ -134,11 +132,10 @@ def list_customers(
                 cid, currency, n, total_minor, latest = row
                 spent[cid][currency] = int(total_minor)
                 orders[cid] += n
-                if latest and (last[cid] is None or latest > last[cid]):  # type: ignore[operator]
+                if latest and (last[cid] is None or latest > last[cid]):
                     last[cid] = latest
     return count, [
-        CustomerSummary(r.id, r.display_name, keys[r.id], orders[r.id], spent[r.id], last[r.id])
-        for r in page
+        CustomerSummary(r.id, r.display_name, keys[r.id], orders[r.id], spent[r.id], last[r.id]) for r in page
     ]
 
 
@@ -192,7 +189,8 @@ def customer_record(store: Store, customer_id: int, *, limit: int = 50) -> dict[
         t, ct = Tag.__table__.c, CustomerTag.__table__.c  # type: ignore[attr-defined]
         tags = list(
             conn.execute(
-                sa.select(t.name).join_from(CustomerTag.__table__, Tag.__table__, t.id == ct.tag_id)  # type: ignore[attr-defined]
+                sa.select(t.name)
+                .join_from(CustomerTag.__table__, Tag.__table__, t.id == ct.tag_id)  # type: ignore[attr-defined]
                 .where(ct.customer_id == cid)
                 .order_by(t.name)
             ).scalars()

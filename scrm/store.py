@@ -68,14 +68,10 @@ class Store:
         Extra arguments for the driver's ``connect`` (tests use it to pick a PostgreSQL schema).
     """
 
-    def __init__(
-        self, url: str, *, echo: bool = False, connect_args: dict[str, Any] | None = None
-    ) -> None:
+    def __init__(self, url: str, *, echo: bool = False, connect_args: dict[str, Any] | None = None) -> None:
         self.url = _normalise_url(url)
         try:
-            self.engine: Engine = sa.create_engine(
-                self.url, echo=echo, connect_args=connect_args or {}
-            )
+            self.engine: Engine = sa.create_engine(self.url, echo=echo, connect_args=connect_args or {})
         except (sa.exc.ArgumentError, ImportError) as exc:
             raise StoreError(f"database URL {redact_url(url)!r} is not usable: {exc}") from None
         if self.dialect == "sqlite":
