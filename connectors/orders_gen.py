@@ -18,6 +18,7 @@ __all__ = ["generate_orders", "write_orders"]
 
 _SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何林罗高"
 _GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玉兰"
+_PREFIXES = ("138", "139", "135", "150", "159", "186", "187", "188", "177", "199")
 HEADER = ("order_id", "time", "amount", "currency", "phone", "email", "openid", "name")
 
 
@@ -43,7 +44,7 @@ def generate_orders(
     span = days * 86_400
     for n, buyer in enumerate(buyers):
         local = random.Random(seed * 1_000_003 + buyer)  # the same buyer always has the same keys
-        phone = f"1{local.choice('3578')}{local.randrange(10**9):09d}"
+        phone = f"{local.choice(_PREFIXES)}{local.randrange(10**8):08d}"
         email = f"buyer{buyer}@example.com"
         openid = f"o{seed:04d}{buyer:08d}sim"
         if shop == "mall":

@@ -12,10 +12,11 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from connectors.orders import Format, OrderReader, PurchaseRecord, RowError
 from scrm.config import Settings
+from scrm.errors import ImportFileError
 from scrm.identity import Merge, resolve
 from scrm.purchases import PurchaseRow, stored_orders, write_purchases
 from scrm.store import Store
@@ -68,7 +69,7 @@ def _flush(store: Store, batch: list[PurchaseRecord], source: str, report: Impor
             names=[r.name for r in batch],
         )
         rows = [
-            PurchaseRow(source, r.order_id, cid, r.amount_minor, r.currency, r.occurred_at)
+            PurchaseRow(source, r[1], cid, r[3], r[4], r[5])
             for r, cid in zip(batch, resolution.customer_ids, strict=True)
         ]
         inserted = write_purchases(conn, rows)
@@ -138,28 +139,34 @@ def import_purchases(
     first_line: dict[str, int] = {}
     batch: list[PurchaseRecord] = []
     size = settings.imports.batch_size
+    # Sequential on purpose: a writer thread was measured slower, because sqlite3 releases and
+    # re-takes the GIL on every row it steps and so stalls behind the parsing thread.
     try:
         for item in reader:
             report.rows += 1
-            if isinstance(item, RowError):
+            if type(item) is RowError:
                 report.rejected.append(item)
                 continue
-            seen = first_line.setdefault(item.order_id, item.line)
-            if seen != item.line:
+            record = cast(PurchaseRecord, item)
+            seen = first_line.setdefault(record.order_id, record.line)
+            if seen != record.line:
                 report.rejected.append(
-                    RowError(item.line, f"order {item.order_id} appears again (first on line {seen})")
+                    RowError(record.line, f"order {record.order_id} appears again (first on line {seen})")
                 )
                 continue
-            batch.append(item)
+            batch.append(record)
             if len(batch) >= size:
                 _flush(store, batch, source, report)
                 batch = []
                 if progress:
                     progress(reader.bytes_read, reader.size)
-    finally:
-        # Also when the file turns unreadable half-way: the good rows read so far are kept.
+    except ImportFileError:
+        # The file turned unreadable half-way: keep the good rows read so far, then report.
         if batch:
             _flush(store, batch, source, report)
+        raise
+    if batch:
+        _flush(store, batch, source, report)
     if progress:
         progress(reader.size, reader.size)
     report.ignored_columns = reader.ignored_columns

@@ -91,7 +91,7 @@ def _lookup(conn: Connection, keys: Iterable[Key]) -> dict[Key, int]:
             query = sa.select(cols.value, cols.customer_id).where(
                 cols.kind == kind, cols.scope == scope, cols.value.in_(chunk)
             )
-            for value, customer_id in conn.execute(query):
+            for value, customer_id in conn.execute(query).all():
                 found[Key(kind, scope, value)] = customer_id
     return found
 
@@ -102,6 +102,29 @@ def _account_ids(conn: Connection, scopes: set[str]) -> dict[str, int]:
     t = Account.__table__  # type: ignore[attr-defined]
     rows = conn.execute(sa.select(t.c.external_id, t.c.id).where(t.c.external_id.in_(scopes)))
     return {external_id: id_ for external_id, id_ in rows}
+
+
+def _create_customers(conn: Connection, names: list[str]) -> list[int]:
+    """Insert customers; return their ids in order."""
+    now = utcnow()
+    if conn.dialect.name == "sqlite":
+        # One executemany; inside the write transaction SQLite hands out consecutive rowids
+        # (max + 1 each, and no other writer can interleave), so the ids follow from the last one.
+        # (SQLAlchemy's ordered RETURNING would run one INSERT per row on SQLite.)
+        stamp = now.replace(tzinfo=None).isoformat(" ", "microseconds")
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.executemany(
+                "INSERT INTO customer (display_name, created_at) VALUES (?, ?)",
+                [(name, stamp) for name in names],
+            )
+            last = cursor.execute("SELECT last_insert_rowid()").fetchone()[0]
+        finally:
+            cursor.close()
+        return list(range(last - len(names) + 1, last + 1))
+    rows = [{"display_name": name, "created_at": now} for name in names]
+    returning = sa.insert(customer_t).returning(customer_t.c.id, sort_by_parameter_order=True)
+    return list(conn.execute(returning, rows).scalars())
 
 
 def resolve(
@@ -149,14 +172,33 @@ def resolve(
             new_names[kept] = new_names[gone]
         new_names.pop(gone, None)
 
-    for i, keys in enumerate(key_sets):
+    # Records of one buyer repeat the same keys: resolve each distinct key set once.
+    distinct: dict[tuple[Key, ...], int] = {}
+    record_set = [distinct.setdefault(tuple(keys), len(distinct)) for keys in key_sets]
+    set_names = [""] * len(distinct)
+    if names:
+        for i in reversed(range(len(key_sets))):
+            if names[i]:
+                set_names[record_set[i]] = names[i]
+    for i, keys in enumerate(distinct):
         if not keys:
-            raise ValueError(f"record {i} carries no identity key")
+            raise ValueError(f"record {record_set.index(i)} carries no identity key")
+        if len(keys) == 1:  # the common case, without the merge machinery
+            only = keys[0]
+            found = owner.get(only)
+            if found is None:
+                found = next_new
+                next_new -= 1
+                new_names[found] = set_names[i]
+                owner[only] = found
+                members[found] = {only}
+            record_owner.append(found)
+            continue
         owners = sorted({owner[k] for k in keys if k in owner}, key=lambda c: (c < 0, abs(c)))
         if not owners:
             cid = next_new
             next_new -= 1
-            new_names[cid] = names[i] if names else ""
+            new_names[cid] = set_names[i]
         else:
             cid = owners[0]
             for other in owners[1:]:
@@ -175,11 +217,13 @@ def resolve(
     real: dict[int, int] = {}
     if placeholders:
         now = utcnow()
-        rows = [{"display_name": new_names.get(c, ""), "created_at": now} for c in placeholders]
-        ids = conn.execute(
-            sa.insert(customer_t).returning(customer_t.c.id, sort_by_parameter_order=True), rows
-        ).scalars()
-        real = dict(zip(placeholders, ids, strict=True))
+        real = dict(
+            zip(
+                placeholders,
+                _create_customers(conn, [new_names.get(c, "") for c in placeholders]),
+                strict=True,
+            )
+        )
 
     def final(cid: int) -> int:
         return real.get(cid, cid)
@@ -213,7 +257,8 @@ def resolve(
             conn.execute(sa.insert(identity_t), rows)
         result.identities_added = len(rows)
 
-    result.customer_ids = [final(find(c)) for c in record_owner]
+    per_set = [final(find(c)) for c in record_owner]
+    result.customer_ids = [per_set[i] for i in record_set]
     return result
 
 

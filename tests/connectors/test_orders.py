@@ -45,6 +45,8 @@ BAD_ROWS = [
     (",1,2026-05-01,,138 0013 8000", "order_id is empty"),
     ("A,abc,2026-05-01,,138 0013 8000", "amount 'abc' is not a number"),
     ("A,NaN,2026-05-01,,138 0013 8000", "amount 'NaN' is not a number"),
+    ("A,٣,2026-05-01,,138 0013 8000", "amount '٣' is not a number"),
+    ("A,-,2026-05-01,,138 0013 8000", "amount '-' is not a number"),
     ("A,1.234,2026-05-01,,138 0013 8000", "more decimals than CNY allows"),
     ("A,1,yesterday,,138 0013 8000", "time 'yesterday' is not ISO 8601"),
     ("A,1,2026-05-01,RMB1,138 0013 8000", "currency 'RMB1' is not an ISO 4217 code"),
