@@ -167,38 +167,26 @@ def import_purchases_cmd(
     from connectors.orders import Format
     from connectors.sync import import_purchases
 
-    settings = obj.settings
-    fmt_ = cast("Format | None", fmt)
-    if as_json or not console.is_terminal:
+    # A progress bar on a terminal; none in --json mode or when output is piped.
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=as_json or not console.is_terminal,
+    ) as bar:
+        task = bar.add_task(f"Importing {file.name}", total=None)
         report = import_purchases(
             obj.store,
-            settings,
+            obj.settings,
             file,
             source=source,
-            format=fmt_,
+            format=cast("Format | None", fmt),
             encoding=encoding,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
-    else:
-        with Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            DownloadColumn(),
-            TimeRemainingColumn(),
-            console=console,
-            transient=True,
-        ) as bar:
-            task = bar.add_task(
-                f"Importing {file.name}", total=file.stat().st_size if file.is_file() else None
-            )
-            report = import_purchases(
-                obj.store,
-                settings,
-                file,
-                source=source,
-                format=fmt_,
-                encoding=encoding,
-                progress=lambda done, total: bar.update(task, completed=done, total=total),
-            )
     if as_json:
         echo_json(report.as_dict())
     else:
