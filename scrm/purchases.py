@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from scrm.identity import in_values
 from scrm.models import Purchase
 
 __all__ = ["PurchaseRow", "stored_orders", "write_purchases"]
@@ -106,6 +107,6 @@ def stored_orders(conn: Connection, source: str, order_ids: Sequence[str]) -> di
     for start in range(0, len(order_ids), 5_000):
         chunk = order_ids[start : start + 5_000]
         query = sa.select(c.order_id, c.customer_id, c.amount_minor, c.currency, c.occurred_at)
-        for row in conn.execute(query.where(c.source == source, c.order_id.in_(chunk))):
+        for row in conn.execute(query.where(c.source == source, in_values(conn, c.order_id, chunk))):
             found[row.order_id] = row
     return found
