@@ -8,23 +8,33 @@ without storing anything twice.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import time
-from collections.abc import Callable
+import traceback
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from queue import Empty
+from typing import Any
 
-from connectors.orders import Format, OrderReader, PurchaseRecord, RowError
+from connectors.orders import Format, OrderReader, RowError
 from scrm.config import Settings
-from scrm.errors import ImportFileError
+from scrm.errors import ImportFileError, ScrmError
 from scrm.identity import Merge, resolve
-from scrm.purchases import PurchaseRow, stored_orders, write_purchases
+from scrm.purchases import PurchaseRow, stored_orders, utc_text, write_purchases
 from scrm.store import Store
 from scrm.sync_accounts import sync_accounts
 
 __all__ = ["ImportReport", "import_purchases"]
 
 Progress = Callable[[int, int], None]  # (bytes read, bytes in all)
+#: a purchase record as plain tuples: (line, order_id, keys, amount_minor, currency, occurred_at, name)
+#: occurred_at in :func:`scrm.purchases.utc_text` form
+Wire = tuple[int, str, tuple[tuple[str, str, str], ...], int, str, str, str]
+Message = tuple[Any, ...]
+#: files smaller than this are parsed in-process (a reader process takes ~0.5 s to start)
+_PROCESS_MIN_BYTES = 8 << 20
 
 
 @dataclass
@@ -60,13 +70,13 @@ def _money(minor: int, currency: str) -> str:
     return f"{minor / 100:.2f} {currency}"
 
 
-def _flush(store: Store, batch: list[PurchaseRecord], source: str, report: ImportReport) -> None:
+def _flush(store: Store, batch: list[Wire], source: str, report: ImportReport) -> None:
     with store.connect() as conn:
         resolution = resolve(
             conn,
-            [r.keys for r in batch],
+            [r[2] for r in batch],
             source=f"import:{source}",
-            names=[r.name for r in batch],
+            names=[r[6] for r in batch],
         )
         rows = [
             PurchaseRow(source, r[1], cid, r[3], r[4], r[5])
@@ -80,7 +90,7 @@ def _flush(store: Store, batch: list[PurchaseRecord], source: str, report: Impor
                 old = stored.get(row.order_id)
                 if old is None:
                     continue
-                same = (old.customer_id, old.amount_minor, old.currency, old.occurred_at) == (
+                same = (old.customer_id, old.amount_minor, old.currency, utc_text(old.occurred_at)) == (
                     row.customer_id,
                     row.amount_minor,
                     row.currency,
@@ -89,7 +99,7 @@ def _flush(store: Store, batch: list[PurchaseRecord], source: str, report: Impor
                 if not same:
                     report.rejected.append(
                         RowError(
-                            record.line,
+                            record[0],
                             f"order {row.order_id} is already stored with other values "
                             f"({_money(old.amount_minor, old.currency)} at "
                             f"{old.occurred_at.isoformat()}); kept the stored order",
@@ -125,51 +135,126 @@ def import_purchases(
     store.check_schema()
     sync_accounts(store, settings)
     wechat = {name: a.appid for name, a in settings.accounts.items() if a.platform == "wechat"}
-    reader = OrderReader(
-        path,
-        tz=settings.scrm.tz,
-        accounts=wechat,
-        format=format,
-        default_currency=settings.imports.default_currency,
-        phone_region=settings.imports.phone_region,
-        encoding=encoding,
-    )
+    kwargs: dict[str, Any] = {
+        "path": Path(path),
+        "tz": settings.scrm.tz,
+        "accounts": wechat,
+        "format": format,
+        "default_currency": settings.imports.default_currency,
+        "phone_region": settings.imports.phone_region,
+        "encoding": encoding,
+    }
+    reader = OrderReader(**kwargs)  # checks the file and its format before anything starts
     report = ImportReport(file=str(path))
     started = time.perf_counter()
     first_line: dict[str, int] = {}
-    batch: list[PurchaseRecord] = []
+    analyzed_at = 0  # rows written when the planner's statistics were last refreshed
     size = settings.imports.batch_size
-    # Sequential on purpose: a writer thread was measured slower, because sqlite3 releases and
-    # re-takes the GIL on every row it steps and so stalls behind the parsing thread.
-    try:
-        for item in reader:
-            report.rows += 1
-            if type(item) is RowError:
-                report.rejected.append(item)
-                continue
-            record = cast(PurchaseRecord, item)
-            seen = first_line.setdefault(record.order_id, record.line)
-            if seen != record.line:
+    mode = settings.imports.reader_process
+    in_process = mode == "never" or (
+        mode == "auto" and (reader.size < _PROCESS_MIN_BYTES or (os.cpu_count() or 1) < 2)
+    )
+    messages = _batches(kwargs, size) if in_process else _from_process(kwargs, size)
+    for message in messages:
+        kind = message[0]
+        if kind == "done":
+            report.ignored_columns = message[1]
+            break
+        if kind == "error":  # the file turned unreadable: what was read before it is stored
+            raise ImportFileError(message[1])
+        _, records, errors, rows, bytes_read = message
+        report.rows += rows
+        report.rejected.extend(errors)
+        batch = []
+        for record in records:
+            seen = first_line.setdefault(record[1], record[0])
+            if seen != record[0]:
                 report.rejected.append(
-                    RowError(record.line, f"order {record.order_id} appears again (first on line {seen})")
+                    RowError(record[0], f"order {record[1]} appears again (first on line {seen})")
                 )
-                continue
-            batch.append(record)
-            if len(batch) >= size:
-                _flush(store, batch, source, report)
-                batch = []
-                if progress:
-                    progress(reader.bytes_read, reader.size)
-    except ImportFileError:
-        # The file turned unreadable half-way: keep the good rows read so far, then report.
+            else:
+                batch.append(record)
         if batch:
             _flush(store, batch, source, report)
-        raise
-    if batch:
-        _flush(store, batch, source, report)
+            written = report.imported + report.identities_added
+            if written > 2 * analyzed_at + 10_000:
+                store.analyze("purchase", "identity", "customer")
+                analyzed_at = written
+        if progress:
+            progress(bytes_read, reader.size)
     if progress:
         progress(reader.size, reader.size)
-    report.ignored_columns = reader.ignored_columns
     report.seconds = time.perf_counter() - started
     report.rejected.sort(key=lambda e: e.line)
     return report
+
+
+def _batches(kwargs: dict[str, Any], size: int) -> Iterator[Message]:
+    """Read the file and yield ("batch", records, errors, rows, bytes read) messages, then
+    ("done", ignored columns), or ("error", message) after the rows read before a fatal problem."""
+    reader = OrderReader(**kwargs)
+    records: list[Wire] = []
+    errors: list[RowError] = []
+    rows = 0
+    try:
+        for item in reader:
+            rows += 1
+            if isinstance(item, RowError):
+                errors.append(item)
+                continue
+            line, order_id, keys, amount, currency, occurred_at, name = item
+            # Plain tuples and strings: unpickling them in the importing process is several times
+            # cheaper than NamedTuples and datetimes, and the time is already in storage form.
+            plain_keys = tuple((k[0], k[1], k[2]) for k in keys)
+            records.append((line, order_id, plain_keys, amount, currency, utc_text(occurred_at), name))
+            if len(records) >= size:
+                yield ("batch", records, errors, rows, reader.bytes_read)
+                records, errors, rows = [], [], 0
+    except ImportFileError as exc:
+        yield ("batch", records, errors, rows, reader.bytes_read)
+        yield ("error", str(exc))
+        return
+    yield ("batch", records, errors, rows, reader.bytes_read)
+    yield ("done", reader.ignored_columns)
+
+
+def _produce(kwargs: dict[str, Any], size: int, queue: Any) -> None:
+    """Entry point of the reader process: send every message, or the traceback of a crash."""
+    try:
+        for message in _batches(kwargs, size):
+            queue.put(message)
+    except BaseException:
+        queue.put(("crash", traceback.format_exc()))
+
+
+def _from_process(kwargs: dict[str, Any], size: int) -> Iterator[Message]:
+    """Parse in a child process while this one resolves and writes: two cores instead of one.
+
+    The queue holds at most two batches, so memory stays bounded; if the import stops for any
+    reason the child is terminated.
+    """
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue(maxsize=2)
+    child = context.Process(target=_produce, args=(kwargs, size, queue), name="scrm-reader", daemon=True)
+    child.start()
+    try:
+        while True:
+            try:
+                message = queue.get(timeout=1.0)
+            except Empty:
+                if not child.is_alive():
+                    raise ScrmError(
+                        f"the process reading {kwargs['path']} stopped (exit code {child.exitcode}); "
+                        "what was read before is stored: import the file again"
+                    ) from None
+                continue
+            if message[0] == "crash":
+                raise RuntimeError(f"the reader process failed:\n{message[1]}")
+            yield message
+            if message[0] in ("done", "error"):
+                return
+    finally:
+        if child.is_alive():
+            child.terminate()
+        child.join()
+        queue.close()

@@ -63,7 +63,8 @@ class DatabaseSettings(_Section):
 class ImportSettings(_Section):
     default_currency: str = Field("CNY", pattern=r"^[A-Z]{3}$")
     phone_region: str = Field("CN", pattern=r"^[A-Z]{2}$")
-    batch_size: int = Field(20_000, ge=100, le=1_000_000)
+    batch_size: int = Field(50_000, ge=100, le=1_000_000)
+    reader_process: Literal["auto", "always", "never"] = "auto"
 
 
 class ScoringWeights(_Section):

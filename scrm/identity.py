@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -46,6 +46,9 @@ _CHUNK = 5_000  # bound parameters per IN (...) query; SQLite allows 32,766
 
 identity_t = Identity.__table__  # type: ignore[attr-defined]
 customer_t = Customer.__table__  # type: ignore[attr-defined]
+
+
+KeyTuple = tuple[str, str, str]  # (kind, scope, value): a Key or a plain tuple, equal and same hash
 
 
 class Key(NamedTuple):
@@ -99,21 +102,34 @@ def in_values(
     return column.in_(values)
 
 
-def _lookup(conn: Connection, keys: Iterable[Key]) -> dict[Key, int]:
-    """Customer id of each known key, a few queries per (kind, scope) group."""
+def _lookup(conn: Connection, keys: Iterable[KeyTuple]) -> dict[KeyTuple, int]:
+    """Customer id of each known key, a few queries per (kind, scope) group.
+
+    It runs for every key of every batch, so it uses bound parameters on the driver's cursor:
+    SQLAlchemy's row objects would cost more than the query.
+    """
     groups: dict[tuple[str, str], list[str]] = {}
     for key in keys:
-        groups.setdefault((key.kind, key.scope), []).append(key.value)
-    found: dict[Key, int] = {}
-    cols = identity_t.c
-    for (kind, scope), values in groups.items():
-        for start in range(0, len(values), _CHUNK):
-            chunk = values[start : start + _CHUNK]
-            query = sa.select(cols.value, cols.customer_id).where(
-                cols.kind == kind, cols.scope == scope, in_values(conn, cols.value, chunk)
-            )
-            for value, customer_id in conn.execute(query).all():
-                found[Key(kind, scope, value)] = customer_id
+        groups.setdefault((key[0], key[1]), []).append(key[2])
+    found: dict[KeyTuple, int] = {}
+    postgres = conn.dialect.name == "postgresql"
+    mark = "%s" if postgres else "?"
+    select = f"SELECT value, customer_id FROM identity WHERE kind = {mark} AND scope = {mark}"
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        for (kind, scope), values in groups.items():
+            for start in range(0, len(values), _CHUNK):
+                chunk = values[start : start + _CHUNK]
+                params: tuple[Any, ...]
+                if postgres:
+                    sql, params = f"{select} AND value = ANY(%s)", (kind, scope, chunk)
+                else:
+                    sql = f"{select} AND value IN ({', '.join('?' * len(chunk))})"
+                    params = (kind, scope, *chunk)
+                cursor.execute(sql, params)
+                found.update(((kind, scope, value), cid) for value, cid in cursor.fetchall())
+    finally:
+        cursor.close()
     return found
 
 
@@ -150,7 +166,7 @@ def _create_customers(conn: Connection, names: list[str]) -> list[int]:
 
 def resolve(
     conn: Connection,
-    key_sets: Sequence[Sequence[Key]],
+    key_sets: Sequence[Sequence[KeyTuple]],
     *,
     source: str,
     names: Sequence[str] | None = None,
@@ -169,8 +185,8 @@ def resolve(
         Optional display name per record, used for customers created here.
     """
     known = _lookup(conn, {k for keys in key_sets for k in keys})
-    owner: dict[Key, int] = dict(known)  # key -> customer id; ids < 0 are customers still to create
-    members: dict[int, set[Key]] = {}
+    owner: dict[KeyTuple, int] = dict(known)  # key -> customer id; ids < 0 are customers still to create
+    members: dict[int, set[KeyTuple]] = {}
     for key, cid in known.items():
         members.setdefault(cid, set()).add(key)
     next_new = -1
@@ -194,7 +210,7 @@ def resolve(
         new_names.pop(gone, None)
 
     # Records of one buyer repeat the same keys: resolve each distinct key set once.
-    distinct: dict[tuple[Key, ...], int] = {}
+    distinct: dict[tuple[KeyTuple, ...], int] = {}
     record_set = [distinct.setdefault(tuple(keys), len(distinct)) for keys in key_sets]
     set_names = [""] * len(distinct)
     if names:
@@ -225,7 +241,7 @@ def resolve(
             for other in owners[1:]:
                 if other > 0:  # two stored customers meet: a real merge
                     shared = next(k for k in keys if owner.get(k) == other)
-                    merges.append((cid, other, shared))
+                    merges.append((cid, other, Key(*shared)))
                 absorb(cid, other)
         for k in keys:
             if owner.get(k) != cid:
@@ -258,16 +274,16 @@ def resolve(
 
     new_keys = [(k, final(c)) for k, c in owner.items() if known.get(k) != c]
     if new_keys:
-        accounts = _account_ids(conn, {k.scope for k, _ in new_keys if k.scope})
+        accounts = _account_ids(conn, {k[1] for k, _ in new_keys if k[1]})
         now = utcnow()
         rows = [
             {
                 "customer_id": cid,
-                "kind": k.kind,
-                "scope": k.scope,
-                "value": k.value,
-                "platform": "wechat" if k.kind in (IdentityKind.OPENID, IdentityKind.UNIONID) else "",
-                "account_id": accounts.get(k.scope),
+                "kind": k[0],
+                "scope": k[1],
+                "value": k[2],
+                "platform": "wechat" if k[0] in (IdentityKind.OPENID, IdentityKind.UNIONID) else "",
+                "account_id": accounts.get(k[1]),
                 "source": source,
                 "created_at": now,
             }

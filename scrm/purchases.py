@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 from scrm.identity import in_values
 from scrm.models import Purchase
 
-__all__ = ["PurchaseRow", "stored_orders", "write_purchases"]
+__all__ = ["PurchaseRow", "stored_orders", "utc_text", "write_purchases"]
 
 purchase_t = Purchase.__table__  # type: ignore[attr-defined]
 _COLUMNS = ("source", "order_id", "customer_id", "amount_minor", "currency", "occurred_at")
@@ -30,12 +30,26 @@ class PurchaseRow(NamedTuple):
     customer_id: int
     amount_minor: int
     currency: str
-    occurred_at: datetime  # timezone-aware
+    #: timezone-aware, or already UTC text in :func:`utc_text` form (what bulk imports pass)
+    occurred_at: datetime | str
 
 
-def _sqlite_time(moment: datetime) -> str:
-    # The text form SQLAlchemy's SQLite DateTime reads back (UTC, no offset).
+def utc_text(moment: datetime) -> str:
+    """The text form SQLAlchemy's SQLite DateTime stores and reads back: UTC, no offset.
+
+    >>> from datetime import timedelta, timezone
+    >>> utc_text(datetime(2026, 5, 1, 20, 0, tzinfo=timezone(timedelta(hours=8))))
+    '2026-05-01 12:00:00.000000'
+    """
     return moment.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _sqlite_time(moment: datetime | str) -> str:
+    return moment if isinstance(moment, str) else utc_text(moment)
+
+
+def _pg_time(moment: datetime | str) -> datetime | str:
+    return moment + "+00" if isinstance(moment, str) else moment
 
 
 def _write_sqlite(conn: Connection, rows: Sequence[PurchaseRow]) -> int:
@@ -75,12 +89,12 @@ def _write_postgresql(conn: Connection, rows: Sequence[PurchaseRow]) -> int:
             cur.copy(f"COPY purchase ({', '.join(_COLUMNS)}) FROM STDIN") as copy,
         ):
             for r in fresh.values():
-                copy.write_row(r)
+                copy.write_row((r[0], r[1], r[2], r[3], r[4], _pg_time(r[5])))
         savepoint.commit()
         return len(fresh)
     except psycopg.errors.UniqueViolation:
         savepoint.rollback()
-    values = list(fresh.values())
+    values = [(r[0], r[1], r[2], r[3], r[4], _pg_time(r[5])) for r in fresh.values()]
     with raw.cursor() as cur:
         cur.execute(
             f"INSERT INTO purchase ({', '.join(_COLUMNS)}) "

@@ -107,6 +107,18 @@ class Store:
             yield session
             session.flush()
 
+    def analyze(self, *tables: str) -> None:
+        """Refresh the planner's statistics of these tables (PostgreSQL; a no-op on SQLite).
+
+        A bulk load into tables the planner still believes empty gets sequential scans for its
+        lookups, which makes the load quadratic; callers refresh as the tables grow.
+        """
+        if self.dialect != "postgresql" or not tables:
+            return
+        names = ", ".join(self.engine.dialect.identifier_preparer.quote(t) for t in tables)
+        with self.connect() as conn:
+            conn.exec_driver_sql(f"ANALYZE {names}")
+
     # -- schema -----------------------------------------------------------------------------------
 
     def _alembic_config(self, conn: Connection) -> AlembicConfig:

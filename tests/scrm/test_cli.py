@@ -104,9 +104,17 @@ def test_reimport_changes_nothing_and_reports_changed_orders(
     assert json.loads(out)["total"] == 250
 
 
+def set_reader(config: Path, mode: str) -> None:
+    lines = config.read_text("utf-8").splitlines(keepends=True)
+    text = "".join(line for line in lines if not line.startswith("reader_process"))
+    config.write_text(text.replace("batch_size = 100", f'batch_size = 100\nreader_process = "{mode}"'))
+
+
+@pytest.mark.parametrize("mode", ["never", "always"])
 def test_an_import_cut_short_resumes_without_duplicates(
-    runner: CliRunner, ready: Path, tmp_path: Path
+    runner: CliRunner, ready: Path, tmp_path: Path, mode: str
 ) -> None:
+    set_reader(ready, mode)
     path = tmp_path / "orders.csv"
     good = [f"O{i},1,2026-05-01,1380013{i:04d},,,".encode() for i in range(300)]
     # batch_size is 100: three batches land, then an undecodable byte stops the import.
@@ -218,3 +226,23 @@ def test_every_command_is_documented(runner: CliRunner, name: str, command: clic
     for param in command.params:
         if isinstance(param, click.Option) and not param.hidden and param.name != "help":
             assert param.help, f"`scrm {name}` option {param.opts[0]} has no help text"
+
+
+def test_the_reader_process_gives_the_same_report(runner: CliRunner, ready: Path, tmp_path: Path) -> None:
+    path = tmp_path / "orders.csv"
+    rows = [f"O{i},{i}.25,2026-05-01 10:{i % 60:02d},1380013{i % 97:04d},,," for i in range(1000)]
+    rows[10] = "O10,ten,2026-05-01,13800138000,,,"
+    rows[500] = rows[499]  # a duplicate order in the file
+    path.write_text(HEADER + "\n".join(rows) + "\n", "utf-8")
+    set_reader(ready, "always")
+    code, report = imported(runner, ready, path)
+    assert code == EXIT_REJECTED
+    assert (report["rows"], report["imported"], report["customers_created"]) == (1000, 998, 97)
+    assert report["rejected"] == [
+        {"line": 12, "error": "amount 'ten' is not a number"},
+        {"line": 502, "error": "order O499 appears again (first on line 501)"},
+    ]
+    set_reader(ready, "never")
+    code, again = imported(runner, ready, path)
+    assert (again["imported"], again["already_stored"]) == (0, 998)
+    assert again["rejected"] == report["rejected"]
