@@ -22,7 +22,7 @@ from connectors.orders import Format, OrderReader, RowError
 from scrm.config import Settings
 from scrm.errors import ImportFileError, ScrmError
 from scrm.identity import Merge, resolve
-from scrm.purchases import PurchaseRow, stored_orders, utc_text, write_purchases
+from scrm.purchases import stored_orders, utc_text, write_purchases
 from scrm.store import Store
 from scrm.sync_accounts import sync_accounts
 
@@ -79,28 +79,23 @@ def _flush(store: Store, batch: list[Wire], source: str, report: ImportReport) -
             names=[r[6] for r in batch],
         )
         rows = [
-            PurchaseRow(source, r[1], cid, r[3], r[4], r[5])
+            (source, r[1], cid, r[3], r[4], r[5])
             for r, cid in zip(batch, resolution.customer_ids, strict=True)
         ]
         inserted = write_purchases(conn, rows)
         if inserted < len(rows):
             # Orders stored before: the same values are a no-op, different values are reported.
-            stored = stored_orders(conn, source, [r.order_id for r in rows])
+            stored = stored_orders(conn, source, [r[1] for r in rows])
             for record, row in zip(batch, rows, strict=True):
-                old = stored.get(row.order_id)
+                old = stored.get(row[1])
                 if old is None:
                     continue
-                same = (old.customer_id, old.amount_minor, old.currency, utc_text(old.occurred_at)) == (
-                    row.customer_id,
-                    row.amount_minor,
-                    row.currency,
-                    row.occurred_at,
-                )
+                same = (old.customer_id, old.amount_minor, old.currency, utc_text(old.occurred_at)) == row[2:]
                 if not same:
                     report.rejected.append(
                         RowError(
                             record[0],
-                            f"order {row.order_id} is already stored with other values "
+                            f"order {row[1]} is already stored with other values "
                             f"({_money(old.amount_minor, old.currency)} at "
                             f"{old.occurred_at.isoformat()}); kept the stored order",
                         )
@@ -196,6 +191,11 @@ def _batches(kwargs: dict[str, Any], size: int) -> Iterator[Message]:
     records: list[Wire] = []
     errors: list[RowError] = []
     rows = 0
+    shared: dict[str, str] = {}
+
+    def share(text: str) -> str:  # one object per distinct kind, scope and currency
+        return shared.setdefault(text, text)
+
     try:
         for item in reader:
             rows += 1
@@ -203,10 +203,11 @@ def _batches(kwargs: dict[str, Any], size: int) -> Iterator[Message]:
                 errors.append(item)
                 continue
             line, order_id, keys, amount, currency, occurred_at, name = item
-            # Plain tuples and strings: unpickling them in the importing process is several times
-            # cheaper than NamedTuples and datetimes, and the time is already in storage form.
-            plain_keys = tuple((k[0], k[1], k[2]) for k in keys)
-            records.append((line, order_id, plain_keys, amount, currency, utc_text(occurred_at), name))
+            # Plain tuples of plain strings, repeated values shared (pickle then sends them once):
+            # unpickling in the importing process costs a fraction of NamedTuples, enum members
+            # and datetimes, and the time is already in storage form.
+            plain_keys = tuple((share(str(k[0])), share(k[1]), k[2]) for k in keys)
+            records.append((line, order_id, plain_keys, amount, share(currency), utc_text(occurred_at), name))
             if len(records) >= size:
                 yield ("batch", records, errors, rows, reader.bytes_read)
                 records, errors, rows = [], [], 0

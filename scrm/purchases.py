@@ -52,12 +52,13 @@ def _pg_time(moment: datetime | str) -> datetime | str:
     return moment + "+00" if isinstance(moment, str) else moment
 
 
-def _write_sqlite(conn: Connection, rows: Sequence[PurchaseRow]) -> int:
+def _write_sqlite(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> int:
     sql = (
         f"INSERT INTO purchase ({', '.join(_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?) "
         "ON CONFLICT (source, order_id) DO NOTHING"
     )
-    params = [(r[0], r[1], r[2], r[3], r[4], _sqlite_time(r[5])) for r in rows]
+    # Rows whose time is already text go to the driver as they are.
+    params = [r if type(r[5]) is str else (*r[:5], _sqlite_time(r[5])) for r in rows]
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
         cursor.executemany(sql, params)
@@ -66,19 +67,19 @@ def _write_sqlite(conn: Connection, rows: Sequence[PurchaseRow]) -> int:
         cursor.close()
 
 
-def _write_postgresql(conn: Connection, rows: Sequence[PurchaseRow]) -> int:
+def _write_postgresql(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> int:
     import psycopg
 
     by_source: dict[str, list[str]] = {}
     for r in rows:
-        by_source.setdefault(r.source, []).append(r.order_id)
+        by_source.setdefault(r[0], []).append(r[1])
     stored: set[tuple[str, str]] = set()
     for source, order_ids in by_source.items():
         stored.update((source, o) for o in stored_orders(conn, source, order_ids))
-    fresh: dict[tuple[str, str], PurchaseRow] = {}
+    fresh: dict[tuple[str, str], tuple[Any, ...]] = {}
     for r in rows:
-        if (r.source, r.order_id) not in stored:
-            fresh.setdefault((r.source, r.order_id), r)
+        if (r[0], r[1]) not in stored:
+            fresh.setdefault((r[0], r[1]), r)
     if not fresh:
         return 0
     raw: Any = conn.connection.driver_connection
@@ -105,8 +106,11 @@ def _write_postgresql(conn: Connection, rows: Sequence[PurchaseRow]) -> int:
         return int(cur.rowcount)
 
 
-def write_purchases(conn: Connection, rows: Sequence[PurchaseRow]) -> int:
-    """Store the purchases not stored yet; return how many were new."""
+def write_purchases(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> int:
+    """Store the purchases not stored yet; return how many were new.
+
+    ``rows`` are :class:`PurchaseRow` or plain tuples in the same order.
+    """
     if not rows:
         return 0
     if conn.dialect.name == "postgresql":
