@@ -18,6 +18,8 @@ from pathlib import Path
 from queue import Empty
 from typing import Any
 
+from sqlalchemy.engine import Connection
+
 from connectors.orders import Format, OrderReader, RowError
 from scrm.config import Settings
 from scrm.errors import ImportFileError, ScrmError
@@ -70,8 +72,8 @@ def _money(minor: int, currency: str) -> str:
     return f"{minor / 100:.2f} {currency}"
 
 
-def _flush(store: Store, batch: list[Wire], source: str, report: ImportReport) -> None:
-    with store.connect() as conn:
+def _flush(conn: Connection, batch: list[Wire], source: str, report: ImportReport) -> None:
+    with conn.begin():
         resolution = resolve(
             conn,
             [r[2] for r in batch],
@@ -142,14 +144,33 @@ def import_purchases(
     reader = OrderReader(**kwargs)  # checks the file and its format before anything starts
     report = ImportReport(file=str(path))
     started = time.perf_counter()
-    first_line: dict[str, int] = {}
-    analyzed_at = 0  # rows written when the planner's statistics were last refreshed
     size = settings.imports.batch_size
     mode = settings.imports.reader_process
     in_process = mode == "never" or (
         mode == "auto" and (reader.size < _PROCESS_MIN_BYTES or (os.cpu_count() or 1) < 2)
     )
     messages = _batches(kwargs, size) if in_process else _from_process(kwargs, size)
+    with store.bulk() as conn:
+        _consume(messages, conn, store, source, report, reader.size, progress)
+    if progress:
+        progress(reader.size, reader.size)
+    report.seconds = time.perf_counter() - started
+    report.rejected.sort(key=lambda e: e.line)
+    return report
+
+
+def _consume(
+    messages: Iterator[Message],
+    conn: Connection,
+    store: Store,
+    source: str,
+    report: ImportReport,
+    total_bytes: int,
+    progress: Progress | None,
+) -> None:
+    """Write the batches as they come; stop at the end of the file or at a fatal problem."""
+    first_line: dict[str, int] = {}
+    analyzed_at = 0  # rows written when the planner's statistics were last refreshed
     for message in messages:
         kind = message[0]
         if kind == "done":
@@ -170,18 +191,13 @@ def import_purchases(
             else:
                 batch.append(record)
         if batch:
-            _flush(store, batch, source, report)
+            _flush(conn, batch, source, report)
             written = report.imported + report.identities_added
             if written > 2 * analyzed_at + 10_000:
                 store.analyze("purchase", "identity", "customer")
                 analyzed_at = written
         if progress:
-            progress(bytes_read, reader.size)
-    if progress:
-        progress(reader.size, reader.size)
-    report.seconds = time.perf_counter() - started
-    report.rejected.sort(key=lambda e: e.line)
-    return report
+            progress(bytes_read, total_bytes)
 
 
 def _batches(kwargs: dict[str, Any], size: int) -> Iterator[Message]:
@@ -192,6 +208,7 @@ def _batches(kwargs: dict[str, Any], size: int) -> Iterator[Message]:
     errors: list[RowError] = []
     rows = 0
     shared: dict[str, str] = {}
+    limit = min(size, 5_000)  # a small first batch gets the writer going sooner
 
     def share(text: str) -> str:  # one object per distinct kind, scope and currency
         return shared.setdefault(text, text)
@@ -208,9 +225,10 @@ def _batches(kwargs: dict[str, Any], size: int) -> Iterator[Message]:
             # and datetimes, and the time is already in storage form.
             plain_keys = tuple((share(str(k[0])), share(k[1]), k[2]) for k in keys)
             records.append((line, order_id, plain_keys, amount, share(currency), utc_text(occurred_at), name))
-            if len(records) >= size:
+            if len(records) >= limit:
                 yield ("batch", records, errors, rows, reader.bytes_read)
                 records, errors, rows = [], [], 0
+                limit = size
     except ImportFileError as exc:
         yield ("batch", records, errors, rows, reader.bytes_read)
         yield ("error", str(exc))

@@ -211,7 +211,13 @@ def resolve(
 
     # Records of one buyer repeat the same keys: resolve each distinct key set once.
     distinct: dict[tuple[KeyTuple, ...], int] = {}
-    record_set = [distinct.setdefault(tuple(keys), len(distinct)) for keys in key_sets]
+    record_set: list[int] = []
+    for keys in key_sets:
+        keys = keys if type(keys) is tuple else tuple(keys)
+        index = distinct.get(keys)
+        if index is None:
+            index = distinct[keys] = len(distinct)
+        record_set.append(index)
     set_names = [""] * len(distinct)
     if names:
         for i in reversed(range(len(key_sets))):

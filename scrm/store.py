@@ -88,17 +88,43 @@ class Store:
         self.engine.dispose()
 
     @contextmanager
-    def connect(self) -> Iterator[Connection]:
-        """A connection in a transaction, committed on success, with connection errors made clear."""
+    def _clear_errors(self) -> Iterator[None]:
         try:
-            with self.engine.begin() as conn:
-                yield conn
+            yield
         except sa.exc.OperationalError as exc:
             if exc.connection_invalidated or "connect" in str(exc.orig).lower():
                 raise StoreError(
                     f"cannot reach the database {redact_url(self.url)}: {exc.orig}".strip()
                 ) from None
             raise
+
+    @contextmanager
+    def connect(self) -> Iterator[Connection]:
+        """A connection in a transaction, committed on success, with connection errors made clear."""
+        with self._clear_errors(), self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def bulk(self) -> Iterator[Connection]:
+        """One connection for a bulk load; the caller opens a transaction per batch (``conn.begin()``).
+
+        On SQLite, automatic WAL checkpoints are paused until the end, where one checkpoint copies
+        each changed page once (instead of once per committed batch).
+        """
+        with self._clear_errors(), self.engine.connect() as conn:
+            sqlite = self.dialect == "sqlite"
+            if sqlite:
+                conn.exec_driver_sql("PRAGMA wal_autocheckpoint=0")
+                conn.commit()
+            try:
+                yield conn
+            finally:
+                if sqlite:
+                    if conn.in_transaction():
+                        conn.rollback()
+                    conn.exec_driver_sql("PRAGMA wal_autocheckpoint=1000")
+                    conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+                    conn.commit()
 
     @contextmanager
     def session(self) -> Iterator[Session]:
