@@ -164,6 +164,32 @@ def _create_customers(conn: Connection, names: list[str]) -> list[int]:
     return list(conn.execute(returning, rows).scalars())
 
 
+_IDENTITY_COLUMNS = "customer_id, kind, scope, value, platform, account_id, source, created_at"
+
+
+def _insert_identities(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+    """Insert identity rows (the columns above, less created_at) in one statement per batch."""
+    now = utcnow()
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        if conn.dialect.name == "postgresql":
+            # One statement over arrays: executemany would run one statement per row.
+            columns = [list(c) for c in zip(*rows, strict=True)]
+            cursor.execute(
+                f"INSERT INTO identity ({_IDENTITY_COLUMNS}) SELECT *, %s FROM unnest("
+                "%s::int[], %s::text[], %s::text[], %s::text[], %s::text[], %s::int[], %s::text[])",
+                [now, *columns],
+            )
+        else:
+            stamp = now.replace(tzinfo=None).isoformat(" ", "microseconds")
+            cursor.executemany(
+                f"INSERT INTO identity ({_IDENTITY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(*row, stamp) for row in rows],
+            )
+    finally:
+        cursor.close()
+
+
 def resolve(
     conn: Connection,
     key_sets: Sequence[Sequence[KeyTuple]],
@@ -259,7 +285,6 @@ def resolve(
     placeholders = [c for c in members if c < 0]
     real: dict[int, int] = {}
     if placeholders:
-        now = utcnow()
         real = dict(
             zip(
                 placeholders,
@@ -278,26 +303,26 @@ def resolve(
         merge_customers(conn, kept, merged, key=key, reason=reason)
         result.merges.append(Merge(kept, merged, key, reason))
 
-    new_keys = [(k, final(c)) for k, c in owner.items() if known.get(k) != c]
+    new_keys = [
+        (k, final(c))
+        for k, c in owner.items()
+        if k not in known  # keys re-pointed by a merge were moved by merge_customers
+    ]
     if new_keys:
         accounts = _account_ids(conn, {k[1] for k, _ in new_keys if k[1]})
-        now = utcnow()
         rows = [
-            {
-                "customer_id": cid,
-                "kind": k[0],
-                "scope": k[1],
-                "value": k[2],
-                "platform": "wechat" if k[0] in (IdentityKind.OPENID, IdentityKind.UNIONID) else "",
-                "account_id": accounts.get(k[1]),
-                "source": source,
-                "created_at": now,
-            }
+            (
+                cid,
+                k[0],
+                k[1],
+                k[2],
+                "wechat" if k[0] in (IdentityKind.OPENID, IdentityKind.UNIONID) else "",
+                accounts.get(k[1]),
+                source,
+            )
             for k, cid in new_keys
-            if k not in known  # keys re-pointed by a merge were moved by merge_customers
         ]
-        if rows:
-            conn.execute(sa.insert(identity_t), rows)
+        _insert_identities(conn, rows)
         result.identities_added = len(rows)
 
     per_set = [final(find(c)) for c in record_owner]

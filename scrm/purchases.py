@@ -1,9 +1,10 @@
 """Bulk writes of purchases: each order stored once, at close to the database's own bulk rate.
 
 SQLite gets one ``executemany`` of ``INSERT ... ON CONFLICT DO NOTHING`` per batch. PostgreSQL gets
-``COPY`` of the orders not yet stored, found with one indexed query per batch; should another importer
-store one of them in between, the batch falls back to ``INSERT ... SELECT FROM unnest(...) ON CONFLICT
-DO NOTHING``, so concurrent imports of the same file still store each order exactly once.
+``COPY`` in a savepoint; when a row of the batch is stored already (a re-import, or another importer
+of the same file), the savepoint is rolled back and the batch goes through ``INSERT ... SELECT FROM
+unnest(...) ON CONFLICT DO NOTHING``, so every order is stored exactly once. Rows are written sorted
+by customer, which keeps the inserts into the per-customer index local.
 """
 
 from __future__ import annotations
@@ -74,33 +75,24 @@ def _write_sqlite(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> int:
 def _write_postgresql(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> int:
     import psycopg
 
-    by_source: dict[str, list[str]] = {}
-    for r in rows:
-        by_source.setdefault(r[0], []).append(r[1])
-    stored: set[tuple[str, str]] = set()
-    for source, order_ids in by_source.items():
-        stored.update((source, o) for o in stored_orders(conn, source, order_ids))
-    fresh: dict[tuple[str, str], tuple[Any, ...]] = {}
-    for r in rows:
-        if (r[0], r[1]) not in stored:
-            fresh.setdefault((r[0], r[1]), r)
-    if not fresh:
-        return 0
     raw: Any = conn.connection.driver_connection
-    ordered = sorted(fresh.values(), key=_by_customer)  # local index inserts, as for SQLite
+    values = sorted(  # sorted by customer: local index inserts, as for SQLite
+        ((r[0], r[1], r[2], r[3], r[4], _pg_time(r[5])) for r in rows), key=_by_customer
+    )
+    # COPY first: a first import (the common case) has no conflicts. If an order is stored already,
+    # COPY stops at it, the savepoint undoes the batch and it goes through ON CONFLICT DO NOTHING.
     savepoint = conn.begin_nested()
     try:
         with (
             raw.cursor() as cur,
             cur.copy(f"COPY purchase ({', '.join(_COLUMNS)}) FROM STDIN") as copy,
         ):
-            for r in ordered:
-                copy.write_row((r[0], r[1], r[2], r[3], r[4], _pg_time(r[5])))
+            for row in values:
+                copy.write_row(row)
         savepoint.commit()
-        return len(fresh)
+        return len(values)
     except psycopg.errors.UniqueViolation:
         savepoint.rollback()
-    values = [(r[0], r[1], r[2], r[3], r[4], _pg_time(r[5])) for r in ordered]
     with raw.cursor() as cur:
         cur.execute(
             f"INSERT INTO purchase ({', '.join(_COLUMNS)}) "
