@@ -13,6 +13,8 @@ import os
 import time
 import traceback
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from queue import Empty
@@ -24,7 +26,7 @@ from connectors.orders import Format, OrderReader, RowError
 from scrm.config import Settings
 from scrm.errors import ImportFileError, ScrmError
 from scrm.identity import Merge, resolve
-from scrm.purchases import stored_orders, utc_text, write_purchases
+from scrm.purchases import repoint_purchases, stored_orders, utc_text, write_purchases
 from scrm.store import Store
 from scrm.sync_accounts import sync_accounts
 
@@ -72,29 +74,81 @@ def _money(minor: int, currency: str) -> str:
     return f"{minor / 100:.2f} {currency}"
 
 
-def _flush(conn: Connection, batch: list[Wire], source: str, report: ImportReport) -> None:
-    with conn.begin():
-        resolution = resolve(
-            conn,
-            [r[2] for r in batch],
-            source=f"import:{source}",
-            names=[r[6] for r in batch],
-        )
-        rows = [
-            (source, r[1], cid, r[3], r[4], r[5])
-            for r, cid in zip(batch, resolution.customer_ids, strict=True)
-        ]
+class _BatchWriter:
+    """Resolves each batch's buyers, then stores its purchases.
+
+    On SQLite both happen in one transaction. On PostgreSQL a second connection stores batch N's
+    purchases in a thread while this one resolves batch N+1: COPY mostly waits on the server, so the
+    two overlap. Customers and identities are committed before the purchases that point to them; a
+    merge made while a batch is still being stored waits for it and re-points its purchases too.
+    """
+
+    def __init__(self, store: Store, conn: Connection, source: str, report: ImportReport) -> None:
+        self.conn, self.source, self.report = conn, source, report
+        self.stack = ExitStack()
+        self.pending: Future[None] | None = None
+        self.threaded = store.dialect == "postgresql"
+        if self.threaded:
+            self.writer_conn = self.stack.enter_context(store.bulk())
+            self.pool = self.stack.enter_context(ThreadPoolExecutor(1, "scrm-import"))
+
+    def __enter__(self) -> _BatchWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if exc[0] is None:
+                self.wait()
+        finally:
+            self.stack.close()
+
+    def wait(self) -> None:
+        """Wait for the purchases in flight; re-raise their error."""
+        pending, self.pending = self.pending, None
+        if pending is not None:
+            pending.result()
+
+    def add(self, batch: list[Wire]) -> None:
+        with self.conn.begin():
+            resolution = resolve(
+                self.conn,
+                [r[2] for r in batch],
+                source=f"import:{self.source}",
+                names=[r[6] for r in batch],
+            )
+            if resolution.merges and self.pending is not None:
+                self.wait()  # the batch in flight may hold purchases of a merged customer
+                for merge in resolution.merges:
+                    repoint_purchases(self.conn, merge.merged_id, merge.kept_id)
+            rows = [
+                (self.source, r[1], cid, r[3], r[4], r[5])
+                for r, cid in zip(batch, resolution.customer_ids, strict=True)
+            ]
+            if not self.threaded:
+                self._store(self.conn, rows, batch)
+        report = self.report
+        report.customers_created += resolution.customers_created
+        report.identities_added += resolution.identities_added
+        report.merges.extend(resolution.merges)
+        if self.threaded:
+            self.wait()
+            self.pending = self.pool.submit(self._store_committed, rows, batch)
+
+    def _store_committed(self, rows: list[tuple[Any, ...]], batch: list[Wire]) -> None:
+        with self.writer_conn.begin():
+            self._store(self.writer_conn, rows, batch)
+
+    def _store(self, conn: Connection, rows: list[tuple[Any, ...]], batch: list[Wire]) -> None:
         inserted = write_purchases(conn, rows)
         if inserted < len(rows):
             # Orders stored before: the same values are a no-op, different values are reported.
-            stored = stored_orders(conn, source, [r[1] for r in rows])
+            stored = stored_orders(conn, self.source, [r[1] for r in rows])
             for record, row in zip(batch, rows, strict=True):
                 old = stored.get(row[1])
                 if old is None:
                     continue
-                same = (old.customer_id, old.amount_minor, old.currency, utc_text(old.occurred_at)) == row[2:]
-                if not same:
-                    report.rejected.append(
+                if (old.customer_id, old.amount_minor, old.currency, utc_text(old.occurred_at)) != row[2:]:
+                    self.report.rejected.append(
                         RowError(
                             record[0],
                             f"order {row[1]} is already stored with other values "
@@ -102,11 +156,8 @@ def _flush(conn: Connection, batch: list[Wire], source: str, report: ImportRepor
                             f"{old.occurred_at.isoformat()}); kept the stored order",
                         )
                     )
-    report.imported += inserted
-    report.already_stored += len(rows) - inserted
-    report.customers_created += resolution.customers_created
-    report.identities_added += resolution.identities_added
-    report.merges.extend(resolution.merges)
+        self.report.imported += inserted
+        self.report.already_stored += len(rows) - inserted
 
 
 def import_purchases(
@@ -150,8 +201,8 @@ def import_purchases(
         mode == "auto" and (reader.size < _PROCESS_MIN_BYTES or (os.cpu_count() or 1) < 2)
     )
     messages = _batches(kwargs, size) if in_process else _from_process(kwargs, size)
-    with store.bulk() as conn:
-        _consume(messages, conn, store, source, report, reader.size, progress)
+    with store.bulk() as conn, _BatchWriter(store, conn, source, report) as writer:
+        _consume(messages, writer, store, report, reader.size, progress)
     if progress:
         progress(reader.size, reader.size)
     report.seconds = time.perf_counter() - started
@@ -161,15 +212,13 @@ def import_purchases(
 
 def _consume(
     messages: Iterator[Message],
-    conn: Connection,
+    writer: _BatchWriter,
     store: Store,
-    source: str,
     report: ImportReport,
     total_bytes: int,
     progress: Progress | None,
 ) -> None:
     """Write the batches as they come; stop at the end of the file or at a fatal problem."""
-    first_line: dict[str, int] = {}
     analyzed_at = 0  # rows written when the planner's statistics were last refreshed
     for message in messages:
         kind = message[0]
@@ -177,21 +226,13 @@ def _consume(
             report.ignored_columns = message[1]
             break
         if kind == "error":  # the file turned unreadable: what was read before it is stored
+            writer.wait()
             raise ImportFileError(message[1])
         _, records, errors, rows, bytes_read = message
         report.rows += rows
         report.rejected.extend(errors)
-        batch = []
-        for record in records:
-            seen = first_line.setdefault(record[1], record[0])
-            if seen != record[0]:
-                report.rejected.append(
-                    RowError(record[0], f"order {record[1]} appears again (first on line {seen})")
-                )
-            else:
-                batch.append(record)
-        if batch:
-            _flush(conn, batch, source, report)
+        if records:
+            writer.add(records)
             written = report.imported + report.identities_added
             if written > 2 * analyzed_at + 10_000:
                 store.analyze("purchase", "identity", "customer")
@@ -208,6 +249,7 @@ def _batches(kwargs: dict[str, Any], size: int) -> Iterator[Message]:
     errors: list[RowError] = []
     rows = 0
     shared: dict[str, str] = {}
+    first_line: dict[str, int] = {}
     limit = min(size, 5_000)  # a small first batch gets the writer going sooner
 
     def share(text: str) -> str:  # one object per distinct kind, scope and currency
@@ -220,6 +262,10 @@ def _batches(kwargs: dict[str, Any], size: int) -> Iterator[Message]:
                 errors.append(item)
                 continue
             line, order_id, keys, amount, currency, occurred_at, name = item
+            seen = first_line.setdefault(order_id, line)
+            if seen != line:
+                errors.append(RowError(line, f"order {order_id} appears again (first on line {seen})"))
+                continue
             # Plain tuples of plain strings, repeated values shared (pickle then sends them once):
             # unpickling in the importing process costs a fraction of NamedTuples, enum members
             # and datetimes, and the time is already in storage form.

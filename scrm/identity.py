@@ -159,6 +159,21 @@ def _create_customers(conn: Connection, names: list[str]) -> list[int]:
         finally:
             cursor.close()
         return list(range(last - len(names) + 1, last + 1))
+    if conn.dialect.name == "postgresql":
+        # Reserve the ids from the sequence in one query, then COPY the rows with them.
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence('customer', 'id')) FROM generate_series(1, %s)",
+                (len(names),),
+            )
+            ids = [row[0] for row in cursor.fetchall()]
+            with cursor.copy("COPY customer (id, display_name, created_at) FROM STDIN") as copy:
+                for id_, name in zip(ids, names, strict=True):
+                    copy.write_row((id_, name, now))
+        finally:
+            cursor.close()
+        return ids
     rows = [{"display_name": name, "created_at": now} for name in names]
     returning = sa.insert(customer_t).returning(customer_t.c.id, sort_by_parameter_order=True)
     return list(conn.execute(returning, rows).scalars())
@@ -173,13 +188,10 @@ def _insert_identities(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
         if conn.dialect.name == "postgresql":
-            # One statement over arrays: executemany would run one statement per row.
-            columns = [list(c) for c in zip(*rows, strict=True)]
-            cursor.execute(
-                f"INSERT INTO identity ({_IDENTITY_COLUMNS}) SELECT *, %s FROM unnest("
-                "%s::int[], %s::text[], %s::text[], %s::text[], %s::text[], %s::int[], %s::text[])",
-                [now, *columns],
-            )
+            # COPY: executemany would run one statement per row.
+            with cursor.copy(f"COPY identity ({_IDENTITY_COLUMNS}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row((*row, now))
         else:
             stamp = now.replace(tzinfo=None).isoformat(" ", "microseconds")
             cursor.executemany(

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 from scrm.identity import in_values
 from scrm.models import Purchase
 
-__all__ = ["PurchaseRow", "stored_orders", "utc_text", "write_purchases"]
+__all__ = ["PurchaseRow", "repoint_purchases", "stored_orders", "utc_text", "write_purchases"]
 
 purchase_t = Purchase.__table__  # type: ignore[attr-defined]
 _by_customer = itemgetter(2)
@@ -125,3 +125,9 @@ def stored_orders(conn: Connection, source: str, order_ids: Sequence[str]) -> di
         for row in conn.execute(query.where(c.source == source, in_values(conn, c.order_id, chunk))):
             found[row.order_id] = row
     return found
+
+
+def repoint_purchases(conn: Connection, old_customer: int, new_customer: int) -> None:
+    """Move purchases to another customer (after a merge)."""
+    c = purchase_t.c
+    conn.execute(sa.update(purchase_t).where(c.customer_id == old_customer).values(customer_id=new_customer))

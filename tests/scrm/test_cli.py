@@ -246,3 +246,20 @@ def test_the_reader_process_gives_the_same_report(runner: CliRunner, ready: Path
     code, again = imported(runner, ready, path)
     assert (again["imported"], again["already_stored"]) == (0, 998)
     assert again["rejected"] == report["rejected"]
+
+
+def test_merges_reach_purchases_of_every_batch(runner: CliRunner, ready: Path, tmp_path: Path) -> None:
+    # batch_size is 100: phones in batch 1, emails in batch 2, both together in batch 3, so each
+    # merge in batch 3 must also move purchases that batch 2 may still be writing.
+    phones = [f"P{i},1,2026-05-01,1380013{i:04d},,," for i in range(100)]
+    emails = [f"E{i},2,2026-05-02,,b{i}@x.cn,," for i in range(100)]
+    both = [f"B{i},4,2026-05-03,1380013{i:04d},b{i}@x.cn,," for i in range(100)]
+    path = tmp_path / "orders.csv"
+    path.write_text(HEADER + "\n".join(phones + emails + both) + "\n", "utf-8")
+    code, report = imported(runner, ready, path)
+    assert code == 0 and report["imported"] == 300 and len(report["merges"]) == 100
+    code, out = scrm(runner, ready, "customers", "--json", "--limit", "1000")
+    listing = json.loads(out)
+    assert listing["total"] == 100
+    assert {c["orders"] for c in listing["customers"]} == {3}
+    assert {c["spent_minor"]["CNY"] for c in listing["customers"]} == {700}
