@@ -171,6 +171,7 @@ class Database:
 
     def settle(self) -> None:
         """Flush the previous run's dirty state, so that it does not land on the next timing."""
+        os.sync()  # the OS's dirty pages too: another run's writeback would slow this one's fsyncs
 
 
 class SQLiteDatabase(Database):
@@ -231,6 +232,7 @@ class PostgresDatabase(Database):
         # CHECKPOINT needs a superuser (or pg_checkpoint); it is only a courtesy.
         with self._connect(self.admin_url, autocommit=True) as conn, suppress(psycopg.Error):
             conn.execute("CHECKPOINT")
+        super().settle()
 
     def server_version(self) -> str:
         with self._connect(self.admin_url) as conn:
