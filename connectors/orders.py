@@ -40,6 +40,7 @@ import phonenumbers
 from scrm.errors import ImportFileError
 from scrm.identity import Key
 from scrm.models import IdentityKind
+from scrm.money import exponent
 
 __all__ = [
     "COLUMNS",
@@ -55,8 +56,6 @@ __all__ = [
 KEY_COLUMNS = ("openid", "unionid", "phone", "email")
 COLUMNS = ("order_id", "amount", "currency", "time", *KEY_COLUMNS, "account", "name")
 _REQUIRED = ("order_id", "amount", "time")
-#: ISO 4217 currencies without the usual two decimals
-_EXPONENT = {"JPY": 0, "KRW": 0, "VND": 0, "CLP": 0, "ISK": 0, "BHD": 3, "KWD": 3, "OMR": 3}
 Format = Literal["csv", "jsonl"]
 
 
@@ -90,13 +89,13 @@ def amount_to_minor(text: str, currency: str) -> int:
     ...
     ValueError: amount '1.005' has more decimals than CNY allows (2)
     """
-    exponent = _EXPONENT.get(currency, 2)
+    places = exponent(currency)
     # Fast path for the plain form ("-123.45"); anything else goes through Decimal.
     body = text[1:] if text[:1] == "-" else text
     whole, _, frac = body.partition(".")
     plain = whole.isascii() and whole.isdigit() and (not frac or (frac.isascii() and frac.isdigit()))
-    if plain and len(frac) <= exponent:
-        minor: int = int(whole) * 10**exponent + (int(frac.ljust(exponent, "0")) if exponent else 0)
+    if plain and len(frac) <= places:
+        minor: int = int(whole) * 10**places + (int(frac.ljust(places, "0")) if places else 0)
         return -minor if body is not text else minor
     if not text.isascii():
         raise ValueError(f"amount {text!r} is not a number")
@@ -106,9 +105,9 @@ def amount_to_minor(text: str, currency: str) -> int:
         raise ValueError(f"amount {text!r} is not a number") from None
     if not value.is_finite():
         raise ValueError(f"amount {text!r} is not a number")
-    minor_d = value.scaleb(exponent)
+    minor_d = value.scaleb(places)
     if minor_d != minor_d.to_integral_value():
-        raise ValueError(f"amount {text!r} has more decimals than {currency} allows ({exponent})")
+        raise ValueError(f"amount {text!r} has more decimals than {currency} allows ({places})")
     return int(minor_d)
 
 

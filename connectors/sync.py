@@ -26,6 +26,7 @@ from connectors.orders import Format, OrderReader, RowError
 from scrm.config import Settings
 from scrm.errors import ImportFileError, ScrmError
 from scrm.identity import Merge, resolve
+from scrm.money import format_money
 from scrm.purchases import repoint_purchases, stored_orders, utc_text, write_purchases
 from scrm.store import Store
 from scrm.sync_accounts import sync_accounts
@@ -68,10 +69,6 @@ class ImportReport:
         ]
         data["rejected"] = [{"line": e.line, "error": e.message} for e in self.rejected]
         return data
-
-
-def _money(minor: int, currency: str) -> str:
-    return f"{minor / 100:.2f} {currency}"
 
 
 class _BatchWriter:
@@ -152,7 +149,7 @@ class _BatchWriter:
                         RowError(
                             record[0],
                             f"order {row[1]} is already stored with other values "
-                            f"({_money(old.amount_minor, old.currency)} at "
+                            f"({format_money(old.amount_minor, old.currency)} at "
                             f"{old.occurred_at.isoformat()}); kept the stored order",
                         )
                     )

@@ -22,6 +22,7 @@ from rich.table import Table
 from scrm import __version__
 from scrm.config import Settings, load_settings
 from scrm.errors import ScrmError
+from scrm.money import format_money
 from scrm.store import Store, redact_url
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -29,10 +30,6 @@ EXIT_REJECTED = 3
 
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
-
-
-def money(minor: int, currency: str) -> str:
-    return f"{minor / 100:,.2f} {currency}"
 
 
 def _json_default(value: Any) -> Any:
@@ -259,7 +256,7 @@ def customers(obj: Context, search: str | None, sort: str, limit: int, offset: i
             c.name,
             "\n".join(c.keys),
             str(c.orders),
-            "\n".join(money(v, k) for k, v in sorted(c.spent.items())),
+            "\n".join(format_money(v, k) for k, v in sorted(c.spent.items())),
             c.last_purchase.astimezone(tz).strftime("%Y-%m-%d %H:%M") if c.last_purchase else "",
         )
     console.print(table)
@@ -349,7 +346,7 @@ def customer(obj: Context, customer_id: int, limit: int, as_json: bool) -> None:
                 [
                     when(p["occurred_at"]),
                     p["order_id"],
-                    money(p["amount_minor"], p["currency"]),
+                    format_money(p["amount_minor"], p["currency"]),
                     p["source"],
                 ]
                 for p in record["purchases"]
@@ -370,7 +367,9 @@ def customer(obj: Context, customer_id: int, limit: int, as_json: bool) -> None:
     if totals:
         console.print(
             "Total: "
-            + "; ".join(f"{t['orders']} orders, {money(t['spent_minor'], cur)}" for cur, t in totals.items()),
+            + "; ".join(
+                f"{t['orders']} orders, {format_money(t['spent_minor'], cur)}" for cur, t in totals.items()
+            ),
             highlight=False,
         )
     if record["tags"]:

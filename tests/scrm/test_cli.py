@@ -263,3 +263,16 @@ def test_merges_reach_purchases_of_every_batch(runner: CliRunner, ready: Path, t
     assert listing["total"] == 100
     assert {c["orders"] for c in listing["customers"]} == {3}
     assert {c["spent_minor"]["CNY"] for c in listing["customers"]} == {700}
+
+
+def test_amounts_keep_their_currency_decimals(runner: CliRunner, ready: Path, tmp_path: Path) -> None:
+    path = tmp_path / "o.csv"
+    path.write_text(
+        "order_id,amount,currency,time,email\nJ1,1500,JPY,2026-05-01,a@x.cn\nK1,1.250,KWD,2026-05-01,a@x.cn\n",
+        "utf-8",
+    )
+    assert imported(runner, ready, path)[0] == 0
+    code, out = scrm(runner, ready, "customers", "--json")
+    assert json.loads(out)["customers"][0]["spent_minor"] == {"JPY": 1500, "KWD": 1250}
+    code, out = scrm(runner, ready, "customers")
+    assert code == 0 and "1,500 JPY" in out and "1.250 KWD" in out
