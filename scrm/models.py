@@ -33,6 +33,7 @@ __all__ = [
     "Interaction",
     "Purchase",
     "Relation",
+    "SyncCheckpoint",
     "Tag",
     "UTCDateTime",
     "utcnow",
@@ -240,3 +241,23 @@ class CustomerTag(SQLModel, table=True):
     )
     tag_id: int = Field(sa_column=sa.Column(sa.ForeignKey("tag.id", ondelete="CASCADE"), primary_key=True))
     created_at: datetime = _time(default=True)
+
+
+class SyncCheckpoint(SQLModel, table=True):
+    """Where a sync of one account stopped, so that a sync killed at any point resumes there.
+
+    ``state`` is the connector's own JSON (for WeChat: the run's start time, the openid paging
+    cursor, what was already stored); ``finished_at`` is set when the run completed, and the next
+    sync then starts a new run.
+    """
+
+    __tablename__ = "sync_checkpoint"
+    __table_args__ = (sa.UniqueConstraint("account_id", "kind"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = _fk("account.id")
+    kind: str = Field(max_length=32)  # followers, shares, ...
+    state: str = Field(default="{}", sa_column=sa.Column(sa.Text, nullable=False, default="{}"))
+    started_at: datetime = _time(default=True)
+    updated_at: datetime = _time(default=True)
+    finished_at: datetime | None = _time(nullable=True)
