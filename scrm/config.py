@@ -74,8 +74,29 @@ class ScoringWeights(_Section):
     lifetime_value: float = Field(0.40, ge=0)
 
 
+class ScoringKinds(_Section):
+    """Weight of one tie of each kind in the relationship graph (before the time decay)."""
+
+    referred_by: float = Field(3.0, ge=0)
+    share_read: float = Field(1.0, ge=0)
+    reply: float = Field(0.5, ge=0)
+    mention: float = Field(0.5, ge=0)
+    message_to: float = Field(0.25, ge=0)
+
+
 class ScoringSettings(_Section):
     half_life_days: float = Field(90.0, gt=0)
+    pagerank_alpha: float = Field(0.85, gt=0, lt=1)
+    community_method: Literal["leiden", "louvain"] = "leiden"
+    community_resolution: float = Field(1.0, gt=0)
+    community_seed: int = Field(42, ge=0)
+    leaders_per_community: int = Field(3, ge=1, le=100)
+    p_alive_threshold: float = Field(0.5, ge=0, le=1)
+    silent_gap_factor: float = Field(3.0, gt=1)
+    churn_days: float = Field(365.0, gt=0)
+    clv_horizon_days: float = Field(365.0, gt=0)
+    keep_snapshots: int = Field(30, ge=1)
+    kinds: ScoringKinds = ScoringKinds()
     weights: ScoringWeights = ScoringWeights()
 
 

@@ -24,8 +24,11 @@ from sqlmodel import Field, SQLModel
 
 __all__ = [
     "Account",
+    "ChurnWarning",
+    "Community",
     "Customer",
     "CustomerMerge",
+    "CustomerScore",
     "CustomerTag",
     "Follow",
     "Identity",
@@ -33,6 +36,8 @@ __all__ = [
     "Interaction",
     "Purchase",
     "Relation",
+    "ScoreRun",
+    "StageChange",
     "SyncCheckpoint",
     "Tag",
     "UTCDateTime",
@@ -261,3 +266,105 @@ class SyncCheckpoint(SQLModel, table=True):
     started_at: datetime = _time(default=True)
     updated_at: datetime = _time(default=True)
     finished_at: datetime | None = _time(nullable=True)
+
+
+class ScoreRun(SQLModel, table=True):
+    """One rescore (``scrm score``): when, with which settings, and what it found.
+
+    ``status`` is ``running`` while it computes, ``done`` once its snapshot is committed (in the same
+    transaction as the snapshot's rows), ``failed`` when it stopped with an error (``summary`` then
+    holds the error). Readers use the latest ``done`` run; a crashed run leaves the previous snapshot
+    as the current one.
+    """
+
+    __tablename__ = "score_run"
+
+    id: int | None = Field(default=None, primary_key=True)
+    started_at: datetime = _time(default=True)
+    finished_at: datetime | None = _time(nullable=True)
+    as_of: datetime = _time()  # the "now" of the scores (decay, recency, ages)
+    status: str = Field(default="running", max_length=16, index=True)
+    parameters: str = Field(default="{}", sa_column=sa.Column(sa.Text, nullable=False, default="{}"))
+    summary: str = Field(default="{}", sa_column=sa.Column(sa.Text, nullable=False, default="{}"))
+
+
+def _score_column(kind: Any = sa.Float, *, nullable: bool = False) -> Any:
+    return Field(default=None, sa_column=sa.Column(kind, nullable=nullable))
+
+
+class CustomerScore(SQLModel, table=True):
+    """One customer's scores in one run: a dated snapshot row (one per customer and run).
+
+    Kept lean, without foreign keys (the pipeline writes a million rows per run in one bulk insert
+    and deletes a pruned run's rows itself). ``n_*`` are the components of the social value
+    normalised to 0..1 (percentile ranks); points are ``n_* x weight x 100`` with the run's weights.
+    """
+
+    __tablename__ = "customer_score"
+
+    run_id: int = Field(sa_column=sa.Column(sa.Integer, primary_key=True, autoincrement=False))
+    customer_id: int = Field(
+        sa_column=sa.Column(sa.Integer, primary_key=True, autoincrement=False, index=True)
+    )
+    influence: float = _score_column()  # weighted PageRank, sums to 1 over the run
+    reach_direct: int = _score_column(sa.Integer)
+    reach_two_hop: int = _score_column(sa.Integer)
+    referral_reach: int = _score_column(sa.Integer)
+    community_id: int | None = _score_column(sa.Integer, nullable=True)
+    is_leader: bool = _score_column(sa.Boolean)
+    is_bridge: bool = _score_column(sa.Boolean)
+    bridge_score: float = _score_column()
+    recency_days: float | None = _score_column(nullable=True)  # days since the last purchase
+    frequency: int = _score_column(sa.Integer)  # repeat purchases (distinct days - 1)
+    monetary_minor: int = _score_column(sa.BigInteger)  # total spend, default currency
+    rfm: str = Field(default="", max_length=3)
+    p_alive: float | None = _score_column(nullable=True)
+    expected_purchases: float | None = _score_column(nullable=True)
+    clv_minor: int = _score_column(sa.BigInteger)
+    n_influence: float = _score_column()
+    n_reach: float = _score_column()
+    n_community: float = _score_column()
+    n_value: float = _score_column()
+    social_value: float = _score_column()  # 0..100
+    stage: str = Field(default="", max_length=16)
+
+
+class Community(SQLModel, table=True):
+    """A community found by one run: its size, share of the modularity, leaders and label."""
+
+    run_id: int = Field(sa_column=sa.Column(sa.Integer, primary_key=True, autoincrement=False))
+    community_id: int = Field(sa_column=sa.Column(sa.Integer, primary_key=True, autoincrement=False))
+    size: int
+    bridges: int = 0
+    modularity_share: float = 0.0
+    leaders: str = Field(default="[]", sa_column=sa.Column(sa.Text, nullable=False, default="[]"))
+    label: str = Field(default="", max_length=200)
+
+
+class StageChange(SQLModel, table=True):
+    """A customer entering a lifecycle stage (``from_stage`` empty: first scored)."""
+
+    __tablename__ = "stage_change"
+    __table_args__ = (sa.Index("ix_stage_change_customer_time", "customer_id", "changed_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: int = Field(sa_column=sa.Column(sa.Integer, nullable=False))
+    from_stage: str = Field(default="", max_length=16)
+    to_stage: str = Field(max_length=16)
+    changed_at: datetime = _time()
+    run_id: int = Field(sa_column=sa.Column(sa.Integer, nullable=False, index=True))
+    reason: str = Field(default="", max_length=500)
+
+
+class ChurnWarning(SQLModel, table=True):
+    """A customer found at risk; open (``resolved_at`` empty) until they leave the at-risk stage."""
+
+    __tablename__ = "churn_warning"
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: int = Field(sa_column=sa.Column(sa.Integer, nullable=False, index=True))
+    run_id: int = Field(sa_column=sa.Column(sa.Integer, nullable=False))
+    created_at: datetime = _time()
+    reasons: str = Field(default="[]", sa_column=sa.Column(sa.Text, nullable=False, default="[]"))
+    resolved_at: datetime | None = _time(nullable=True, index=True)
+    resolved_run_id: int | None = Field(default=None, sa_column=sa.Column(sa.Integer, nullable=True))
