@@ -16,6 +16,7 @@ import psycopg
 import pytest
 from click.testing import CliRunner
 
+from connectors.wechat_sim import Population, SimulatorServer, generate_population
 from scrm.store import Store
 
 PG_URL = os.environ.get("SCRM_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -105,3 +106,16 @@ secret = "s3cret-value-never-printed"
 @pytest.fixture
 def runner() -> CliRunner:
     return CliRunner()
+
+
+@pytest.fixture(scope="session")
+def wechat_population() -> Population:
+    """The simulator's population for tests: 300 followers, seed 7 (generated once per session)."""
+    return generate_population(followers=300, seed=7)
+
+
+@pytest.fixture
+def wechat_sim(wechat_population: Population) -> Iterator[SimulatorServer]:
+    """A running WeChat simulator (fresh state per test) with its clock at the end of the activity."""
+    with SimulatorServer(wechat_population) as sim:
+        yield sim
