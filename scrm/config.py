@@ -106,6 +106,15 @@ class CampaignSettings(_Section):
     quiet_hours_end: str = Field("08:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
 
 
+class SyncSettings(_Section):
+    concurrency: int = Field(4, ge=1, le=64)
+    max_token_refreshes: int = Field(3, ge=1, le=20)
+    rate_limit_retries: int = Field(5, ge=0, le=50)
+    backoff_seconds: float = Field(1.0, ge=0, le=600)
+    timeout_seconds: float = Field(30.0, gt=0, le=600)
+    batch_size: int = Field(2_000, ge=100, le=20_000)
+
+
 class WeChatAccount(_Section):
     """A WeChat Official Account we own."""
 
@@ -115,6 +124,7 @@ class WeChatAccount(_Section):
     token: SecretStr | None = None
     encoding_aes_key: SecretStr | None = None
     api_base: str = WECHAT_API_BASE
+    share_reads_url: str = ""
     display_name: str = ""
 
     @field_validator("encoding_aes_key")
@@ -136,6 +146,7 @@ class Settings(_Section):
     imports: ImportSettings = Field(ImportSettings(), alias="import")
     scoring: ScoringSettings = ScoringSettings()
     campaigns: CampaignSettings = CampaignSettings()
+    sync: SyncSettings = SyncSettings()
     accounts: dict[str, Account] = {}
     source: Path | None = Field(None, exclude=True)
 

@@ -12,7 +12,9 @@ do about it::
     ├── NotFound(LookupError)       a customer, account ... that does not exist
     └── ConnectorError              a platform answered with an error
         ├── TokenRejected           credentials or access token refused
-        └── RateLimited             a quota or frequency limit was hit (retry later)
+        ├── RateLimited             a quota or frequency limit was hit (retry later)
+        ├── RecipientRefused        not a follower, or an invalid recipient id
+        └── OutsideWindow           a service message outside the follower's window
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ __all__ = [
     "ConnectorError",
     "ImportFileError",
     "NotFound",
+    "OutsideWindow",
     "RateLimited",
+    "RecipientRefused",
     "SchemaOutOfDate",
     "ScrmError",
     "StoreError",
@@ -68,3 +72,11 @@ class TokenRejected(ConnectorError):
 
 class RateLimited(ConnectorError):
     """A platform quota or frequency limit was hit; the call may succeed later."""
+
+
+class RecipientRefused(ConnectorError):
+    """The platform will not deliver to this recipient: not a follower, or an invalid id (43004, 40003)."""
+
+
+class OutsideWindow(ConnectorError):
+    """A service message outside the window after the follower's last action (WeChat 45015, 45047)."""

@@ -9,7 +9,10 @@ commands of one area to it (``_core``: init, import, customers, customer, config
 
 from __future__ import annotations
 
-from scrm.cli import _core  # noqa: F401  (registers its commands)
+from scrm.cli import (
+    _core,  # noqa: F401  (registers its commands)
+    _sync,  # noqa: F401
+)
 from scrm.cli._common import EXIT_REJECTED, cli
 
 __all__ = ["EXIT_REJECTED", "cli", "main"]
