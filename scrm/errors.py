@@ -9,6 +9,7 @@ do about it::
     ├── StoreError                  the database cannot be reached or used
     │   └── SchemaOutOfDate         the schema is older than the code: run `scrm init`
     ├── ImportFileError(ValueError) an import file cannot be read at all (bad rows are reported, not raised)
+    ├── ModelFitError(ValueError)   a statistical model (BG/NBD, Gamma-Gamma) cannot be fitted to the data
     ├── NotFound(LookupError)       a customer, account ... that does not exist
     └── ConnectorError              a platform answered with an error
         ├── TokenRejected           credentials or access token refused
@@ -23,6 +24,7 @@ __all__ = [
     "ConfigError",
     "ConnectorError",
     "ImportFileError",
+    "ModelFitError",
     "NotFound",
     "OutsideWindow",
     "RateLimited",
@@ -52,6 +54,10 @@ class SchemaOutOfDate(StoreError):
 
 class ImportFileError(ScrmError, ValueError):
     """An import file cannot be read at all (missing, unknown format, no usable header)."""
+
+
+class ModelFitError(ScrmError, ValueError):
+    """A statistical model cannot be fitted: too few customers, inconsistent data, or no convergence."""
 
 
 class NotFound(ScrmError, LookupError):
