@@ -77,7 +77,24 @@ class SimulatorServer:
         self._thread: threading.Thread | None = None
         self._socket: socket.socket | None = None
 
-    # ---- addresses ---------------------------------------------------------------------------------
+    # ---- credentials and addresses -----------------------------------------------------------------
+    @property
+    def appid(self) -> str:
+        return self.credentials.appid
+
+    @property
+    def secret(self) -> str:
+        return self.credentials.secret
+
+    @property
+    def token(self) -> str:
+        """The callback token (signs pushes), not an access_token."""
+        return self.credentials.token
+
+    @property
+    def encoding_aes_key(self) -> str:
+        return self.credentials.encoding_aes_key
+
     @property
     def port(self) -> int:
         if self._socket is None:
