@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from connectors.wechat_sim.clock import SimClock
 from connectors.wechat_sim.population import Action, Order, Population, ShareRead, generate_population
+from connectors.wechat_sim.push import PushResult, push_actions
 from connectors.wechat_sim.server import SimulatorServer
 from connectors.wechat_sim.state import DEFAULT_PER_MINUTE, DEFAULT_QUOTAS, Credentials
 
@@ -20,8 +21,10 @@ __all__ = [
     "Credentials",
     "Order",
     "Population",
+    "PushResult",
     "ShareRead",
     "SimClock",
     "SimulatorServer",
     "generate_population",
+    "push_actions",
 ]

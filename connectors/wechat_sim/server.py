@@ -76,6 +76,7 @@ class SimulatorServer:
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._socket: socket.socket | None = None
+        self._bound_port: int | None = None
 
     # ---- credentials and addresses -----------------------------------------------------------------
     @property
@@ -97,9 +98,9 @@ class SimulatorServer:
 
     @property
     def port(self) -> int:
-        if self._socket is None:
+        if self._bound_port is None:
             raise ConnectorError("the simulator is not running: call start() first")
-        return int(self._socket.getsockname()[1])
+        return self._bound_port
 
     @property
     def base_url(self) -> str:
@@ -120,6 +121,12 @@ class SimulatorServer:
             self.app, log_level="warning", access_log=False, lifespan="off", ws="none", timeout_keep_alive=30
         )
 
+    def bind(self) -> int:
+        """Open the listening socket now (before serving) and return its port."""
+        if self._socket is None:
+            self._bind()
+        return self.port
+
     def _bind(self) -> socket.socket:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on such sockets (without it every small
@@ -135,13 +142,14 @@ class SimulatorServer:
             ) from exc
         sock.set_inheritable(True)
         self._socket = sock
+        self._bound_port = int(sock.getsockname()[1])
         return sock
 
     def start(self) -> SimulatorServer:
         """Serve in a background thread; returns once the server accepts connections."""
         if self._thread is not None:
             return self
-        sock = self._bind()
+        sock = self._socket or self._bind()
         self._server = uvicorn.Server(self._config())
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [sock]}, name="wechat-sim", daemon=True
@@ -155,7 +163,7 @@ class SimulatorServer:
 
     def serve_forever(self) -> None:
         """Serve in this thread until interrupted (Ctrl-C)."""
-        sock = self._bind()
+        sock = self._socket or self._bind()
         self._server = uvicorn.Server(self._config())
         try:
             self._server.run(sockets=[sock])
@@ -171,6 +179,7 @@ class SimulatorServer:
             self._thread = None
         if self._socket is not None:
             self._socket.close()
+            self._socket = None
 
     def __enter__(self) -> SimulatorServer:
         return self.start()

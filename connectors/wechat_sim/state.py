@@ -20,6 +20,7 @@ Rules and the codes WeChat answers with (``ApiError.errcode``):
 
 from __future__ import annotations
 
+import base64
 import secrets
 import threading
 from collections import deque
@@ -136,7 +137,7 @@ class Credentials:
             appid=appid or "wxsim" + secrets.token_hex(6)[:11],
             secret=secret or secrets.token_hex(16),
             token=token or secrets.token_hex(16),
-            encoding_aes_key=encoding_aes_key or secrets.token_urlsafe(32)[:43],
+            encoding_aes_key=encoding_aes_key or base64.b64encode(secrets.token_bytes(32)).decode()[:43],
         )
 
 
