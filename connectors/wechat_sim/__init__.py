@@ -12,12 +12,14 @@ from connectors.wechat_sim.clock import SimClock
 from connectors.wechat_sim.population import Action, Order, Population, ShareRead, generate_population
 from connectors.wechat_sim.push import PushResult, push_actions
 from connectors.wechat_sim.server import SimulatorServer
+from connectors.wechat_sim.serving import BackgroundServer
 from connectors.wechat_sim.state import DEFAULT_PER_MINUTE, DEFAULT_QUOTAS, Credentials
 
 __all__ = [
     "DEFAULT_PER_MINUTE",
     "DEFAULT_QUOTAS",
     "Action",
+    "BackgroundServer",
     "Credentials",
     "Order",
     "Population",
