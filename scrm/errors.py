@@ -11,6 +11,7 @@ do about it::
     ├── ImportFileError(ValueError) an import file cannot be read at all (bad rows are reported, not raised)
     ├── ModelFitError(ValueError)   a statistical model (BG/NBD, Gamma-Gamma) cannot be fitted to the data
     ├── NotFound(LookupError)       a customer, account ... that does not exist
+    │   └── NoScores                no score snapshot yet: run `scrm score`
     └── ConnectorError              a platform answered with an error
         ├── TokenRejected           credentials or access token refused
         ├── RateLimited             a quota or frequency limit was hit (retry later)
@@ -25,6 +26,7 @@ __all__ = [
     "ConnectorError",
     "ImportFileError",
     "ModelFitError",
+    "NoScores",
     "NotFound",
     "OutsideWindow",
     "RateLimited",
@@ -62,6 +64,10 @@ class ModelFitError(ScrmError, ValueError):
 
 class NotFound(ScrmError, LookupError):
     """The thing asked for does not exist."""
+
+
+class NoScores(NotFound):
+    """Scores were asked for before any score run finished: run ``scrm score`` first."""
 
 
 class ConnectorError(ScrmError):
