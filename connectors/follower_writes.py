@@ -138,6 +138,7 @@ def write_profiles(
         ):
             periods.setdefault(row.customer_id, []).append((row.id, row.subscribed_at, row.unsubscribed_at))
     inserts: list[dict[str, Any]] = []
+    changed: set[int] = set()  # customers already following whose stored data changed
     closes: list[dict[str, Any]] = []
     reopen: list[int] = []
     for p, cid in zip(profiles, cids, strict=True):
@@ -148,7 +149,7 @@ def write_profiles(
         if same:
             if same[0][2] is not None:  # closed while they were missing from a list: they never left
                 reopen.append(same[0][0])
-                result.updated += 1
+                changed.add(cid)
             continue
         if stored and max(row[1] for row in stored) > since:
             continue  # an older subscribe time than one stored: nothing newer to record
@@ -194,7 +195,9 @@ def write_profiles(
         )
         result.referrals = len(inserted.all())
 
-    _mirror_customer_tags(conn, profiles, cids, tag_ids, result)
+    changed |= _mirror_customer_tags(conn, profiles, cids, tag_ids, result)
+    changed -= {row["customer_id"] for row in inserts}  # new periods are counted as new/resubscribed
+    result.updated = len(changed)
     return result
 
 
@@ -216,10 +219,10 @@ def _mirror_customer_tags(
     cids: Sequence[int],
     tag_ids: dict[int, int],
     result: BatchResult,
-) -> None:
-    """customer_tag rows of the account's platform tags = the profiles' tag lists."""
+) -> set[int]:
+    """customer_tag rows of the account's platform tags = the profiles' tag lists; return who changed."""
     if not tag_ids:
-        return
+        return set()
     wanted: dict[int, set[int]] = {}
     for p, cid in zip(profiles, cids, strict=True):
         wanted.setdefault(cid, set()).update(tag_ids[t] for t in p.tag_ids if t in tag_ids)
@@ -248,10 +251,9 @@ def _mirror_customer_tags(
             ),
             [{"cid": cid, "tid": tid} for cid, tid in remove],
         )
-    changed = {cid for cid, _ in add} | {cid for cid, _ in remove}
     result.tags_added += len(add)
     result.tags_removed += len(remove)
-    result.updated += len(changed)
+    return {cid for cid, _ in add} | {cid for cid, _ in remove}
 
 
 def close_follows(conn: Connection, account: AccountRef, present: set[str], at: datetime) -> int:
