@@ -10,6 +10,8 @@ do about it::
     │   └── SchemaOutOfDate         the schema is older than the code: run `scrm init`
     ├── ImportFileError(ValueError) an import file cannot be read at all (bad rows are reported, not raised)
     ├── ModelFitError(ValueError)   a statistical model (BG/NBD, Gamma-Gamma) cannot be fitted to the data
+    ├── GraphError(ValueError)      a relationship graph's input is invalid (ids, weights, engine)
+    │   └── NotConverged            an iterative graph algorithm (PageRank) did not reach its tolerance
     ├── NotFound(LookupError)       a customer, account ... that does not exist
     │   └── NoScores                no score snapshot yet: run `scrm score`
     └── ConnectorError              a platform answered with an error
@@ -24,9 +26,11 @@ from __future__ import annotations
 __all__ = [
     "ConfigError",
     "ConnectorError",
+    "GraphError",
     "ImportFileError",
     "ModelFitError",
     "NoScores",
+    "NotConverged",
     "NotFound",
     "OutsideWindow",
     "RateLimited",
@@ -92,3 +96,11 @@ class RecipientRefused(ConnectorError):
 
 class OutsideWindow(ConnectorError):
     """A service message outside the window after the follower's last action (WeChat 45015, 45047)."""
+
+
+class GraphError(ScrmError, ValueError):
+    """A relationship graph's input is invalid: unknown customer ids, bad weights, an unknown engine."""
+
+
+class NotConverged(GraphError):
+    """An iterative graph algorithm did not reach its tolerance within its iteration budget."""
