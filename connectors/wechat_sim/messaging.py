@@ -52,9 +52,10 @@ class Messaging:
 
     def __init__(self, state: SimState) -> None:
         self.state = state
-        self.sent: list[dict[str, Any]] = []
-        self.mass_jobs: dict[int, dict[str, Any]] = {}
-        self.qrcodes: list[dict[str, Any]] = []
+        # Kept on the state, where tests look: what was delivered, mass jobs, QR codes made.
+        self.sent = state.sent
+        self.mass_jobs = state.mass_jobs
+        self.qrcodes = state.qrcodes
         self._clientmsgids: dict[str, tuple[int, int]] = {}
         self._monthly: dict[tuple[int, str], int] = {}
         self._custom_times: dict[int, list[int]] = {}

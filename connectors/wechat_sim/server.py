@@ -67,6 +67,7 @@ class SimulatorServer(BackgroundServer):
         self.messaging = Messaging(self.state)
         app = build_app(self.state, self.messaging, orders_account=orders_account)
         super().__init__(app, host=host, port=port)
+        self._acted = 0
 
     # ---- credentials and addresses -----------------------------------------------------------------
     @property
@@ -123,6 +124,20 @@ class SimulatorServer(BackgroundServer):
             return int(v.timestamp()) if isinstance(v, datetime) else v
 
         return self.population.actions_between(ts(since), ts(until))
+
+    def act(self, openid: str, kind: str, *, content: str = "", key: str = "") -> Action:
+        """Make follower ``openid`` act now (``text``, ``click`` or ``scan``) and return the action.
+
+        The action opens the customer-service window as a generated one does; push it to a bot with
+        :func:`~connectors.wechat_sim.push_actions`.
+        """
+        if kind not in ("text", "click", "scan"):
+            raise ValueError(f"kind must be text, click or scan, not {kind!r}")
+        with self.state.lock:
+            self.messaging.record_action(openid, kind)
+            self._acted += 1
+            msgid = 25_000_000_000_000_000 + self._acted if kind == "text" else 0
+            return Action(self.clock.timestamp(), openid, kind, content=content, key=key, msgid=msgid)
 
     @property
     def sent(self) -> list[dict[str, Any]]:

@@ -174,6 +174,9 @@ class SimState:
         self.tag_members: dict[int, set[int]] = {k: set(v) for k, v in population.tag_members.items()}
         self.remarks: dict[int, str] = {}
         self.log: list[dict[str, Any]] = []
+        self.sent: list[dict[str, Any]] = []  # delivered: kind, openid, msgtype, payload, time, msgid
+        self.mass_jobs: dict[int, dict[str, Any]] = {}
+        self.qrcodes: list[dict[str, Any]] = []
         self._view_at: int | None = None
         self._view: np.ndarray = np.zeros(0, dtype=np.int64)
         self.share_read_ids = [r.id for r in population.share_reads]

@@ -300,3 +300,14 @@ def test_orders_export_reads_as_a_purchases_import(wechat_sim: SimulatorServer, 
     records = list(OrderReader(path, tz=UTC, accounts={"brand": wechat_sim.appid}))
     assert len(records) == len(rows) - 1 == len(wechat_sim.population.orders)
     assert [r for r in records if not isinstance(r, PurchaseRecord)] == []
+
+
+def test_public_surface() -> None:
+    import connectors.wechat_sim as sim
+
+    assert set(sim.__all__) == {
+        "Action", "BackgroundServer", "Credentials", "DEFAULT_PER_MINUTE", "DEFAULT_QUOTAS", "Order",
+        "Population", "PushResult", "ShareRead", "SimClock", "SimulatorServer", "generate_population",
+        "push_actions",
+    }  # fmt: skip
+    assert all(hasattr(sim, name) for name in sim.__all__)

@@ -185,3 +185,15 @@ def test_mass_preview(wechat_sim: SimulatorServer) -> None:
     answer = client.message.send_mass_text(openid, "preview", preview=True)
     assert answer["errmsg"] == "preview success"
     assert [s["kind"] for s in wechat_sim.sent] == ["preview"]
+
+
+def test_a_follower_acting_now_opens_a_window(wechat_sim: SimulatorServer) -> None:
+    client = client_for(wechat_sim)
+    openid = next(iter(client.user.iter_followers()))
+    wechat_sim.clock.advance(49 * HOUR)  # past any generated window
+    client = client_for(wechat_sim)
+    assert errcode_of(client.message.send_text, openid, "hello?") == 45015
+    action = wechat_sim.act(openid, "text", content="在吗")
+    assert (action.time, action.kind, action.content) == (wechat_sim.clock.timestamp(), "text", "在吗")
+    client.message.send_text(openid, "在的")
+    assert [s["payload"]["content"] for s in wechat_sim.sent] == ["在的"]
