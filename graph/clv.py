@@ -4,12 +4,13 @@ Why our own implementation: the reference Python package, ``lifetimes`` 0.11.3, 
 2020; ``btyd`` (its fork) is a beta; ``pymc-marketing`` pulls in PyMC/PyTensor, far too heavy for two
 closed-form likelihoods. Both models need only ``scipy.special`` (``gammaln``, ``digamma``, ``hyp2f1``) and
 ``scipy.optimize.minimize``. The log-likelihoods and their analytic gradients are vectorised over customers
-and optimised on log-parameters (so the parameters stay positive) with L-BFGS-B: 200,000 customers fit in
-about a second. Time and money are scaled to their means during the fit, so the start values suit any unit
-(days, weeks; fen, dollars): the models are unit-free, and the returned parameters are in the caller's units.
+and optimised on log-parameters (so the parameters stay positive) with L-BFGS-B; the terms that depend only on
+the purchase count are computed once per distinct count, so 200,000 customers fit in a few tenths of a second.
+Time and money are scaled to their means during the fit, so the start values suit any unit (days, weeks; fen,
+dollars): the models are unit-free, and the returned parameters are in the caller's units.
 
 The models, in brief: BG/NBD (Fader, Hardie & Lee 2005) says that while active a customer buys at a Poisson
-rate drawn from Gamma(r, alpha), and after each purchase becomes inactive with a probability drawn from
+rate drawn from Gamma(r, alpha), and after each repeat purchase becomes inactive with a probability drawn from
 Beta(a, b). Gamma-Gamma (Fader & Hardie 2013) says the spend of each transaction is Gamma(p, nu) around the
 customer's own mean, with nu drawn from Gamma(q, v), independently of how often they buy.
 """
@@ -112,39 +113,81 @@ class BGNBD:
         )
 
 
-def _bgnbd_ll_grad(
-    params: FloatArray, x: FloatArray, t_x: FloatArray, T: FloatArray, w: FloatArray
-) -> tuple[float, FloatArray]:
-    """Log-likelihood (summed, weighted) and its gradient with respect to (r, alpha, a, b)."""
+def _dot(weights: FloatArray, values: FloatArray) -> float:
+    """``sum(weights * values)``; ``weights @ values`` goes through BLAS, whose threads make it 100x slower
+    on mid-sized arrays when the cores are busy."""
+    return float(np.sum(weights * values))
+
+
+@dataclass(frozen=True)
+class _BGData:
+    """BG/NBD fit data, split so that terms that depend only on ``x`` are computed once per distinct ``x``."""
+
+    ux: FloatArray  # distinct frequencies
+    wx: FloatArray  # total weight of each
+    w_total: float
+    T0: FloatArray  # customers without repeat purchases: age, weight
+    w0: FloatArray
+    x1: FloatArray  # repeat buyers: frequency, recency, age, weight
+    tx1: FloatArray
+    T1: FloatArray
+    w1: FloatArray
+
+    @classmethod
+    def build(cls, x: FloatArray, t_x: FloatArray, T: FloatArray, w: FloatArray) -> _BGData:
+        ux, inverse = np.unique(x, return_inverse=True)
+        repeat = x > 0
+        return cls(
+            ux=ux,
+            wx=np.bincount(inverse, weights=w, minlength=ux.size).astype(np.float64),
+            w_total=float(w.sum()),
+            T0=T[~repeat],
+            w0=w[~repeat],
+            x1=x[repeat],
+            tx1=t_x[repeat],
+            T1=T[repeat],
+            w1=w[repeat],
+        )
+
+
+def _bgnbd_ll_grad(params: FloatArray, d: _BGData) -> tuple[float, FloatArray]:
+    """Log-likelihood (summed, weighted) and its gradient with respect to (r, alpha, a, b).
+
+    Per customer (Fader, Hardie & Lee 2005, eq. 6): ``ln B(a, b + x) / B(a, b) + ln Γ(r + x) / Γ(r) + r ln α
+    + ln[(α + T)^-(r+x) + δ(x>0) a / (b + x - 1) (α + t_x)^-(r+x)]``.
+    """
     r, alpha, a, b = params
-    repeat = x > 0
-    l3 = -(r + x) * np.log(alpha + T)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        l4 = np.where(repeat, np.log(a) - np.log(b + x - 1.0) - (r + x) * np.log(alpha + t_x), -np.inf)
-    lse = np.logaddexp(l3, l4)
-    w3 = np.exp(l3 - lse)
-    w4 = 1.0 - w3
-    ll = (
-        gammaln(r + x)
-        - gammaln(r)
-        + r * np.log(alpha)
-        + gammaln(a + b)
-        + gammaln(b + x)
-        - gammaln(b)
-        - gammaln(a + b + x)
-        + lse
-    )
-    psi_abx = digamma(a + b + x)
+    ux, wx, W = d.ux, d.wx, d.w_total
+    # Terms that depend on x only, summed over the distinct x.
+    ll = _dot(wx, (gammaln(r + ux) + gammaln(b + ux) - gammaln(a + b + ux)))
+    ll += W * (r * np.log(alpha) - gammaln(r) + gammaln(a + b) - gammaln(b))
     psi_ab = digamma(a + b)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        d_r = digamma(r + x) - digamma(r) + np.log(alpha) - w3 * np.log(alpha + T) - w4 * np.log(alpha + t_x)
-        d_alpha = r / alpha - (r + x) * (w3 / (alpha + T) + w4 / (alpha + t_x))
-        d_a = psi_ab - psi_abx + w4 / a
-        d_b = psi_ab + digamma(b + x) - digamma(b) - psi_abx - np.where(repeat, w4 / (b + x - 1.0), 0.0)
-    # Weighted sums by multiply-and-add: BLAS dot products (``w @ d``) are much slower here when the BLAS
-    # threads compete for cores.
-    grad = np.array([(w * d_r).sum(), (w * d_alpha).sum(), (w * d_a).sum(), (w * d_b).sum()])
-    return float((w * ll).sum()), grad
+    psi_abx = _dot(wx, digamma(a + b + ux))
+    d_r = _dot(wx, digamma(r + ux)) + W * (np.log(alpha) - digamma(r))
+    d_alpha = W * r / alpha
+    d_a = W * psi_ab - psi_abx
+    d_b = W * (psi_ab - digamma(b)) + _dot(wx, digamma(b + ux)) - psi_abx
+    # No repeat purchases: the likelihood's last term is (α + T)^-r.
+    log_t0 = np.log(alpha + d.T0)
+    ll -= r * _dot(d.w0, log_t0)
+    d_r -= _dot(d.w0, log_t0)
+    d_alpha -= r * _dot(d.w0, (1.0 / (alpha + d.T0)))
+    # Repeat buyers: log-sum-exp of the two terms, with weights w3 + w4 = 1.
+    rx = r + d.x1
+    log_big = np.log(alpha + d.T1)
+    log_small = np.log(alpha + d.tx1)
+    l3 = -rx * log_big
+    l4 = np.log(a) - np.log(b + d.x1 - 1.0) - rx * log_small
+    lse = np.logaddexp(l3, l4)
+    w4 = np.exp(l4 - lse)
+    w3 = 1.0 - w4
+    w1 = d.w1
+    ll += _dot(w1, lse)
+    d_r -= _dot(w1, (w3 * log_big + w4 * log_small))
+    d_alpha -= _dot(w1, (rx * (w3 / (alpha + d.T1) + w4 / (alpha + d.tx1))))
+    d_a += _dot(w1, w4) / a
+    d_b -= _dot(w1, (w4 / (b + d.x1 - 1.0)))
+    return ll, np.array([d_r, d_alpha, d_a, d_b], dtype=np.float64)
 
 
 def _fit_log_params(
@@ -219,13 +262,12 @@ def fit_bgnbd(
     if np.any(x < 0) or np.any(t_x < 0) or np.any(t_x > age * (1 + 1e-9)):
         raise ModelFitError("BG/NBD data must have frequency >= 0 and 0 <= recency <= T")
     scale = float(np.average(age, weights=w))
-    params = _fit_log_params(
-        lambda p: _bgnbd_ll_grad(p, x, t_x / scale, age / scale, w), np.array([1.0, 1.0, 1.0, 1.0]), "BG/NBD"
-    )
+    scaled = _BGData.build(x, t_x / scale, age / scale, w)
+    params = _fit_log_params(lambda p: _bgnbd_ll_grad(p, scaled), np.array([1.0, 1.0, 1.0, 1.0]), "BG/NBD")
     r, alpha, a, b = params
     alpha *= scale
-    ll, _ = _bgnbd_ll_grad(np.array([r, alpha, a, b]), x, t_x, age, w)
-    return BGNBD(r=float(r), alpha=float(alpha), a=float(a), b=float(b), log_likelihood=ll)
+    ll, _ = _bgnbd_ll_grad(np.array([r, alpha, a, b]), _BGData.build(x, t_x, age, w))
+    return BGNBD(r=float(r), alpha=float(alpha), a=float(a), b=float(b), log_likelihood=float(ll))
 
 
 def simulate_bgnbd(
@@ -285,24 +327,50 @@ class GammaGamma:
         return np.asarray(self.p * (self.v + x * zbar) / (self.p * x + self.q - 1.0), dtype=np.float64)
 
 
-def _gg_ll_grad(params: FloatArray, x: FloatArray, zbar: FloatArray) -> tuple[float, FloatArray]:
+@dataclass(frozen=True)
+class _GGData:
+    """Gamma-Gamma fit data: distinct ``x`` with counts, and the sums that do not depend on the parameters."""
+
+    ux: FloatArray
+    count: FloatArray
+    n: float
+    x: FloatArray
+    xz: FloatArray  # x * zbar: the customer's total repeat spend
+    sum_log_z: float
+    sum_x_log_z: float
+
+    @classmethod
+    def build(cls, x: FloatArray, zbar: FloatArray) -> _GGData:
+        ux, inverse = np.unique(x, return_inverse=True)
+        log_z = np.log(zbar)
+        return cls(
+            ux=ux,
+            count=np.bincount(inverse, minlength=ux.size).astype(np.float64),
+            n=float(x.size),
+            x=x,
+            xz=x * zbar,
+            sum_log_z=float(log_z.sum()),
+            sum_x_log_z=float(np.sum(x * log_z)),
+        )
+
+
+def _gg_ll_grad(params: FloatArray, d: _GGData) -> tuple[float, FloatArray]:
+    """Log-likelihood and gradient in (p, q, v); per customer (Fader & Hardie 2013, eq. 5):
+    ``ln Γ(px + q) - ln Γ(px) - ln Γ(q) + q ln v + (px - 1) ln zbar + px ln x - (px + q) ln(x zbar + v)``."""
     p, q, v = params
-    px = p * x
-    log_xz_v = np.log(x * zbar + v)
-    ll = (
-        gammaln(px + q)
-        - gammaln(px)
-        - gammaln(q)
-        + q * np.log(v)
-        + (px - 1.0) * np.log(zbar)
-        + px * np.log(x)
-        - (px + q) * log_xz_v
-    )
-    psi_pxq = digamma(px + q)
-    d_p = x * (psi_pxq - digamma(px) + np.log(zbar) + np.log(x) - log_xz_v)
-    d_q = psi_pxq - digamma(q) + np.log(v) - log_xz_v
-    d_v = q / v - (px + q) / (x * zbar + v)
-    return float(ll.sum()), np.array([d_p.sum(), d_q.sum(), d_v.sum()])
+    pu = p * d.ux
+    psi_puq = digamma(pu + q)
+    log_u = np.log(d.ux)
+    log_xz_v = np.log(d.xz + v)
+    sum_log_xz_v = float(log_xz_v.sum())
+    sum_x_log_xz_v = float(np.sum(d.x * log_xz_v))
+    ll = _dot(d.count, gammaln(pu + q) - gammaln(pu) + pu * log_u)
+    ll += d.n * (q * np.log(v) - gammaln(q)) + p * d.sum_x_log_z - d.sum_log_z
+    ll -= p * sum_x_log_xz_v + q * sum_log_xz_v
+    d_p = _dot(d.count, d.ux * (psi_puq - digamma(pu) + log_u)) + d.sum_x_log_z - sum_x_log_xz_v
+    d_q = _dot(d.count, psi_puq) + d.n * (np.log(v) - digamma(q)) - sum_log_xz_v
+    d_v = d.n * q / v - float(np.sum((p * d.x + q) / (d.xz + v)))
+    return float(ll), np.array([d_p, d_q, d_v], dtype=np.float64)
 
 
 def fit_gamma_gamma(frequency: npt.ArrayLike, monetary: npt.ArrayLike) -> GammaGamma:
@@ -345,12 +413,11 @@ def fit_gamma_gamma(frequency: npt.ArrayLike, monetary: npt.ArrayLike) -> GammaG
     if x.size < 2:
         raise ModelFitError(f"Gamma-Gamma needs repeat buyers with a spend to fit; found {x.size}")
     scale = float(zbar.mean())
-    params = _fit_log_params(
-        lambda prm: _gg_ll_grad(prm, x, zbar / scale), np.array([1.0, 2.0, 1.0]), "Gamma-Gamma"
-    )
+    scaled = _GGData.build(x, zbar / scale)
+    params = _fit_log_params(lambda prm: _gg_ll_grad(prm, scaled), np.array([1.0, 2.0, 1.0]), "Gamma-Gamma")
     p, q, v = params
     v *= scale
-    ll, _ = _gg_ll_grad(np.array([p, q, v]), x, zbar)
+    ll, _ = _gg_ll_grad(np.array([p, q, v]), _GGData.build(x, zbar))
     return GammaGamma(p=float(p), q=float(q), v=float(v), log_likelihood=ll)
 
 
