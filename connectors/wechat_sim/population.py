@@ -15,6 +15,7 @@ followers have heavy-tailed counts and log-normal amounts.
 
 from __future__ import annotations
 
+import base64
 import bisect
 import csv
 from collections.abc import Iterator
@@ -164,8 +165,9 @@ class Population:
 
 def _ids(rng: np.random.Generator, n: int, prefix: str) -> list[str]:
     """``n`` distinct ids of WeChat's openid shape: 28 characters, ``prefix`` then base64url."""
-    body = _ALPHABET[rng.integers(0, 64, size=(n, 28 - len(prefix)))]
-    ids = [prefix + "".join(row) for row in body]
+    width = 28 - len(prefix)
+    text = base64.urlsafe_b64encode(rng.bytes(n * 18)).decode()  # 18 bytes -> 24 characters each
+    ids = [prefix + text[k : k + width] for k in range(0, n * 24, 24)]
     if len(set(ids)) != n:  # astronomically unlikely; keep the guarantee anyway
         return _ids(rng, n, prefix)
     return ids
@@ -348,46 +350,56 @@ def _actions(
     t0: int,
     t_end: int,
 ) -> list[Action]:
-    """Subscribe events for everyone, then messages, clicks and scans while subscribed."""
+    """Subscribe events for everyone, then messages, clicks and scans while subscribed, in time order."""
     n = len(openids)
-    out: list[Action] = []
-    for i in range(n):
-        code = qr_scene_str[i] or (str(qr_scene[i]) if qr_scene[i] else "")
-        out.append(Action(int(first[i]), openids[i], "subscribe", key=f"qrscene_{code}" if code else ""))
-        if unsub[i]:
-            out.append(Action(int(unsub[i]), openids[i], "unsubscribe"))
-        if resub[i]:
-            out.append(Action(int(resub[i]), openids[i], "subscribe"))
     # Activity rates are heavy-tailed: most followers are quiet, a few talk a lot.
     rate = rng.pareto(1.8, size=n) * 0.8
     lo = np.maximum(first, t0)
     hi = np.where(unsub > 0, unsub, t_end)
     span = np.maximum(hi - lo, 0)
-    n_text = np.where(span > 0, rng.poisson(np.minimum(rate, 40.0)), 0)
-    n_click = np.where(span > 0, rng.poisson(np.minimum(rate * 0.6, 20.0)), 0)
-    n_scan = np.where(span > 0, rng.poisson(0.05, size=n), 0)
+    counts = [
+        np.where(span > 0, rng.poisson(np.minimum(rate, 40.0)), 0),
+        np.where(span > 0, rng.poisson(np.minimum(rate * 0.6, 20.0)), 0),
+        np.where(span > 0, rng.poisson(0.05, size=n), 0),
+    ]
     everyone = np.arange(n)
-    who = np.concatenate(
-        [np.repeat(everyone, n_text), np.repeat(everyone, n_click), np.repeat(everyone, n_scan)]
+    acting = np.concatenate([np.repeat(everyone, c) for c in counts])
+    left, back = np.nonzero(unsub)[0], np.nonzero(resub)[0]
+    # kind codes: 0 subscribe, 1 unsubscribe, 2 subscribe again, 3 text, 4 click, 5 scan
+    who = np.concatenate([everyone, left, back, acting])
+    kind = np.repeat(np.arange(6, dtype=np.int64), [n, len(left), len(back), *(int(c.sum()) for c in counts)])
+    when = np.concatenate(
+        [
+            first,
+            unsub[left],
+            resub[back],
+            lo[acting] + (rng.random(len(acting)) * span[acting]).astype(np.int64),
+        ]
     )
-    kinds = np.repeat(np.array([0, 1, 2], np.int8), [n_text.sum(), n_click.sum(), n_scan.sum()])
-    total = len(who)
-    when = lo[who] + (rng.random(total) * span[who]).astype(np.int64)
-    text_pick = rng.integers(0, len(content.MESSAGES), size=total)
-    click_pick = rng.integers(0, len(content.MENU_KEYS), size=total)
-    scan_pick = rng.integers(0, len(content.CHANNELS), size=total)
+    pick = rng.integers(0, 1 << 30, size=len(who))
+    order = np.lexsort((kind, who, when))
     msgid = 24_000_000_000_000_000 + int(rng.integers(0, 10**12)) * 1000
-    for k in range(total):
-        i = int(who[k])
-        t = int(when[k])
-        if kinds[k] == 0:
+    out: list[Action] = []
+    for k in order.tolist():
+        i, t, code, r = int(who[k]), int(when[k]), int(kind[k]), int(pick[k])
+        if code == 0:
+            scene = qr_scene_str[i] or (str(qr_scene[i]) if qr_scene[i] else "")
+            out.append(Action(t, openids[i], "subscribe", key=f"qrscene_{scene}" if scene else ""))
+        elif code == 1:
+            out.append(Action(t, openids[i], "unsubscribe"))
+        elif code == 2:
+            out.append(Action(t, openids[i], "subscribe"))
+        elif code == 3:
             msgid += 1
-            out.append(Action(t, openids[i], "text", content=content.MESSAGES[text_pick[k]], msgid=msgid))
-        elif kinds[k] == 1:
-            out.append(Action(t, openids[i], "click", key=content.MENU_KEYS[click_pick[k]]))
+            out.append(
+                Action(
+                    t, openids[i], "text", content=content.MESSAGES[r % len(content.MESSAGES)], msgid=msgid
+                )
+            )
+        elif code == 4:
+            out.append(Action(t, openids[i], "click", key=content.MENU_KEYS[r % len(content.MENU_KEYS)]))
         else:
-            out.append(Action(t, openids[i], "scan", key=str(content.CHANNELS[scan_pick[k]])))
-    out.sort(key=lambda a: (a.time, a.openid, a.kind))
+            out.append(Action(t, openids[i], "scan", key=str(content.CHANNELS[r % len(content.CHANNELS)])))
     return out
 
 
@@ -415,23 +427,25 @@ def _share_reads(
     when = lo + (rng.random(len(sharers)) * (hi - lo)).astype(np.int64)
     articles = rng.integers(0, len(content.ARTICLES), size=len(sharers))
     n_reads = np.minimum(rng.zipf(2.2, size=len(sharers)), 300)
-    members = [np.nonzero(community == c)[0] for c in range(int(community.max()) + 1)]
-    rows: list[tuple[int, int, int, int]] = []
-    for s, t, a, k in zip(sharers, when, articles, n_reads, strict=True):
-        group = members[community[s]]
-        inside = rng.random(int(k)) < 0.85
-        picks = np.where(
-            inside, group[rng.integers(0, len(group), size=int(k))], rng.integers(0, n, size=int(k))
-        )
-        delays = rng.exponential(6 * 3600, size=int(k)).astype(np.int64)
-        for r, d in zip(picks, delays, strict=True):
-            if r != s and t + d < t_end:
-                rows.append((int(t + d), int(s), int(r), int(a)))
-    rows.sort()
+    share = np.repeat(np.arange(len(sharers)), n_reads)
+    sharer = sharers[share]
+    # A reader from the sharer's community (85%) or anyone: members sorted by community, then offsets.
+    by_comm = np.argsort(community, kind="stable")
+    sizes = np.bincount(community)
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    c = community[sharer]
+    inside = by_comm[offsets[c] + (rng.random(len(share)) * sizes[c]).astype(np.int64)]
+    anyone = rng.integers(0, n, size=len(share))
+    reader = np.where(rng.random(len(share)) < 0.85, inside, anyone)
+    time = when[share] + rng.exponential(6 * 3600, size=len(share)).astype(np.int64)
+    ok = (reader != sharer) & (time < t_end)
+    time, sharer, reader, article = time[ok], sharer[ok], reader[ok], articles[share][ok]
+    order = np.lexsort((article, reader, sharer, time))
     out = []
-    for j, (t, s, r, a) in enumerate(rows):
-        art_id, title = content.ARTICLES[a]
-        out.append(ShareRead(f"sr_{seed:04d}_{j:09d}", art_id, title, openids[s], openids[r], t))
+    for j, k in enumerate(order.tolist()):
+        art_id, title = content.ARTICLES[int(article[k])]
+        s, r = openids[int(sharer[k])], openids[int(reader[k])]
+        out.append(ShareRead(f"sr_{seed:04d}_{j:09d}", art_id, title, s, r, int(time[k])))
     return out
 
 
@@ -454,9 +468,10 @@ def _orders(
     when = lo + (rng.random(len(who)) * (t_end - lo)).astype(np.int64)
     amounts = np.minimum(rng.lognormal(5.0, 0.8, size=len(who)), 30_000.0)
     key_roll = rng.random(len(who))
-    rows = sorted(zip(when.tolist(), who.tolist(), amounts.tolist(), key_roll.tolist(), strict=True))
+    order = np.lexsort((who, when))
     out = []
-    for j, (t, i, amount, roll) in enumerate(rows):
+    for j, k in enumerate(order.tolist()):
+        i, roll = int(who[k]), float(key_roll[k])
         openid, unionid, phone = openids[i], "", ""
         if roll < 0.15 and phones[i]:
             openid, phone = "", phones[i] or ""
@@ -464,5 +479,5 @@ def _orders(
             openid, unionid = "", unionids[i] or ""
         elif roll > 0.9:
             phone = phones[i] or ""
-        out.append(Order(f"WX{seed:04d}{j:09d}", f"{amount:.2f}", t, openid, unionid, phone))
+        out.append(Order(f"WX{seed:04d}{j:09d}", f"{amounts[k]:.2f}", int(when[k]), openid, unionid, phone))
     return out
