@@ -269,10 +269,15 @@ def customer_value(
             discount_per_unit=_daily_rate(discount_rate_yearly),
             steps=_steps(horizon_days),
         )
-    else:
-        p_alive[buyer], expected[buyer], discounted[buyer] = _simple_purchases(
-            summary, buyer, horizon_days, discount_rate_yearly
-        )
+    simple = _simple_purchases(summary, buyer, horizon_days, discount_rate_yearly)
+    # The simple estimate everywhere without a fitted model, and wherever the model's numbers are not finite
+    # (hyp2f1 can overflow for extreme histories under a degenerate fit).
+    bad = ~(np.isfinite(p_alive[buyer]) & np.isfinite(expected[buyer]) & np.isfinite(discounted[buyer]))
+    if bgnbd is None or bad.any():
+        for target, fallback in zip((p_alive, expected, discounted), simple, strict=True):
+            values = target[buyer]
+            values[bad] = fallback[bad]
+            target[buyer] = values
     if gg is not None:
         spend[buyer] = gg.expected_spend(x[buyer], zbar[buyer])
     else:
