@@ -68,6 +68,7 @@ class BackgroundServer:
                 f"cannot listen on {self.host}:{self._port}: {exc}; pick another --port"
             ) from exc
         sock.set_inheritable(True)
+        sock.listen(2048)  # connections made before serving starts wait in the backlog
         self._socket = sock
         self._bound_port = int(sock.getsockname()[1])
         return sock
