@@ -339,3 +339,18 @@ def test_lifetime_value_without_discount_is_purchases_times_spend(
     np.testing.assert_allclose(plain, expected, rtol=1e-9)
     discounted = lifetime_value(bg, gg, s, horizon_days=365, discount_rate_yearly=0.1)
     assert np.all(discounted < plain) and np.all(discounted > plain / 1.1)
+
+
+def test_a_customer_just_acquired_expects_the_unconditional_purchases(
+    summary_csv: npt.NDArray[np.float64],
+) -> None:
+    # E[Y(t) | x = 0, t_x = 0, T = 0] is E[X(t)] (equations 10 and 9 of Fader, Hardie & Lee 2005).
+    model = fit_bgnbd(summary_csv[:, 1], summary_csv[:, 2], summary_csv[:, 3])
+    t = np.array([1.0, 10.0, 39.0, 78.0])
+    np.testing.assert_allclose(
+        model.expected_purchases(t, 0, 0, 0), model.unconditional_purchases(t), rtol=1e-10
+    )
+    # The whole sample's expected repeat purchases in the calibration period, each customer from their first
+    # purchase, against what they made (the paper's Figure 2 at week 39): 2,494 expected, 2,457 made.
+    expected = model.unconditional_purchases(summary_csv[:, 3]).sum()
+    assert expected == pytest.approx(summary_csv[:, 1].sum(), rel=0.02)
