@@ -103,6 +103,8 @@ class Messaging:
         msgtype = body.get("msgtype")
         if msgtype not in CUSTOM_TYPES or not isinstance(body.get(msgtype), dict):
             raise ApiError(40008)
+        if msgtype == "text" and not body["text"].get("content"):
+            raise ApiError(44004)
         i = self._recipient(body.get("touser"))
         now = self.state.now()
         if not self._window_open(i, now):

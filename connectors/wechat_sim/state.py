@@ -14,6 +14,8 @@ Rules and the codes WeChat answers with (``ApiError.errcode``):
 - user/get: 10,000 openids a page; every page with openids carries ``next_openid`` = its last
   openid, and a call past the end answers ``count: 0`` without ``data`` and with an empty
   ``next_openid`` (what WeChat does, and what wechatpy's ``iter_followers`` stops on).
+- tags: at most 100 tags, names unique (45157) and up to 30 bytes (45158), 20 tags per follower
+  (45059), 50 openids per batch (40032); only current followers can be tagged (40003).
 - profiles: 40003 for an openid the account never had; an unsubscribed follower answers
   ``subscribe: 0`` with only openid (and unionid); batchget takes at most 100 (else 40032).
 """
@@ -89,6 +91,7 @@ ERRMSG = {
     42001: "access_token expired",
     43004: "require subscribe",
     44002: "empty post data",
+    44004: "empty content",
     45009: "reach max api daily quota limit",
     45015: "response out of time limit or subscription is canceled",
     45056: "too many tags",
@@ -373,6 +376,8 @@ class SimState:
         if not isinstance(openids, list) or not 0 < len(openids) <= 50:
             raise ApiError(40032)
         idx = [self.follower_index(o) for o in openids]
+        if not all(self.is_subscribed(i) for i in idx):
+            raise ApiError(40003)  # only followers can be tagged
         members = self.tag_members[tag_id]
         if tag:
             for i in idx:

@@ -202,6 +202,8 @@ def test_tags(wechat_sim: SimulatorServer) -> None:
     assert errcode_of(client.tag.tag_user, 99_999, openids[:1]) == 45159
     assert errcode_of(client.tag.tag_user, tag["id"], openids[:51]) == 40032
     assert errcode_of(client.tag.tag_user, tag["id"], ["o" + "x" * 27]) == 40003
+    gone = next(o for o in wechat_sim.population.openids if o not in set(openids))
+    assert errcode_of(client.tag.tag_user, tag["id"], [gone]) == 40003
 
 
 def test_tag_members_page(wechat_sim: SimulatorServer) -> None:

@@ -61,6 +61,7 @@ def test_text_window_allows_five_messages_within_48_hours(wechat_population: Pop
         client = client_for(sim)
         for n in range(5):
             client.message.send_text(msg.openid, f"reply {n}")
+        assert errcode_of(client.message.send_text, msg.openid, "") == 44004
         assert errcode_of(client.message.send_text, msg.openid, "one too many") == 45015
         assert [s["payload"]["content"] for s in sim.sent] == [f"reply {n}" for n in range(5)]
     with SimulatorServer(wechat_population, clock_at=at(msg.time + 48 * HOUR)) as sim:
