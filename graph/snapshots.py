@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from scrm.errors import StoreError
-from scrm.models import ChurnWarning, Community, CustomerScore, ScoreRun, StageChange, utcnow
+from scrm.models import ChurnWarning, Community, CustomerScore, ScoreRun, StageChange, UTCDateTime, utcnow
 from scrm.purchases import utc_text
 from scrm.store import Store
 
@@ -166,14 +166,16 @@ def previous_snapshot(conn: Connection) -> Previous:
     if run_id is None:
         return Previous(None)
     as_of = conn.execute(sa.select(run_t.c.as_of).where(run_t.c.id == run_id)).scalar_one()
-    c = score_t.c
-    rows = conn.execute(
-        sa.select(c.customer_id, c.stage, c.community_id).where(c.run_id == run_id).order_by(c.customer_id)
-    ).all()
-    ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
-    stage = np.array([r[1] for r in rows], dtype=object)
-    community = np.fromiter((-1 if r[2] is None else r[2] for r in rows), np.int64, len(rows))
-    return Previous(run_id, as_of, ids, stage, community)
+    sql = "SELECT customer_id, stage, community_id FROM customer_score WHERE run_id = %s ORDER BY customer_id"
+    ids, stage, community = [], [], []
+    for chunk in fetch_chunks(conn, sql, (run_id,)):
+        i, s, c = zip(*chunk, strict=True)
+        ids.append(np.array(i, np.int64))
+        stage.append(np.array(s, object))
+        community.append(np.array([-1 if v is None else v for v in c], np.int64))
+    if not ids:
+        return Previous(run_id, as_of)
+    return Previous(run_id, as_of, np.concatenate(ids), np.concatenate(stage), np.concatenate(community))
 
 
 def fetch_chunks(conn: Connection, sql: str, params: tuple[Any, ...]) -> Iterator[list[tuple[Any, ...]]]:
@@ -199,13 +201,33 @@ def epoch_sql(conn: Connection, column: str) -> str:
     return f"(julianday({column}) - 2440587.5) * 86400.0"
 
 
+def _pg_type(column: sa.Column[Any]) -> str:
+    kind = column.type
+    if isinstance(kind, sa.Boolean):
+        return "bool"
+    if isinstance(kind, sa.BigInteger):
+        return "int8"
+    if isinstance(kind, sa.Integer):
+        return "int4"
+    if isinstance(kind, sa.Float):
+        return "float8"
+    if isinstance(kind, sa.DateTime | UTCDateTime):
+        return "timestamptz"
+    return "text"
+
+
 def _bulk_insert(
     conn: Connection, table: sa.Table, columns: Sequence[str], rows: Iterable[tuple[Any, ...]]
 ) -> None:
-    """Rows through the driver's bulk interface: COPY on PostgreSQL, executemany on SQLite."""
+    """Rows through the driver's bulk interface: binary COPY on PostgreSQL, executemany on SQLite.
+
+    Times must be timezone-aware datetimes on PostgreSQL and :func:`scrm.purchases.utc_text` on SQLite.
+    """
     raw: Any = conn.connection.driver_connection
     if conn.dialect.name == "postgresql":
-        with raw.cursor() as cur, cur.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
+        sql = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)"
+        with raw.cursor() as cur, cur.copy(sql) as copy:
+            copy.set_types([_pg_type(table.c[name]) for name in columns])
             for row in rows:
                 copy.write_row(row)
         return
@@ -219,7 +241,7 @@ def _bulk_insert(
 
 def _column_values(name: str, values: np.ndarray) -> list[Any]:
     if values.dtype == bool:
-        return [bool(v) for v in values.tolist()]
+        return list(values.tolist())
     if name in _NULLABLE and values.dtype.kind == "f":
         return [None if v != v else v for v in values.tolist()]  # NaN -> NULL
     if name in _NULLABLE and values.dtype.kind in "iu":
@@ -259,7 +281,7 @@ def write_snapshot(
     changed = np.flatnonzero(old_stage != rows.stage)
     with store.connect() as conn:
         _lock(conn, run_id, previous.run_id)
-        columns = [np.full(len(ids), run_id).tolist(), ids.tolist()]
+        columns = [[run_id] * len(ids), ids.tolist()]
         columns += [_column_values(name, np.asarray(rows.scores[name])) for name in SCORE_COLUMNS]
         _bulk_insert(conn, score_t, ("run_id", "customer_id", *SCORE_COLUMNS), zip(*columns, strict=True))
         if rows.communities:
@@ -314,32 +336,31 @@ def write_snapshot(
 def _update_warnings(
     conn: Connection, run_id: int, ids: np.ndarray, rows: SnapshotRows, as_of: datetime
 ) -> tuple[int, int]:
-    """Open a warning for each newly at-risk customer; resolve those no longer at risk (or gone)."""
+    """Resolve the open warnings of customers no longer at risk; open one for each newly at risk.
+
+    A warning stays open while the customer's stage is ``at_risk`` (customers merged away, who are
+    no longer scored, leave it too); resolving is one set-based UPDATE over the snapshot just written.
+    """
     c = warning_t.c
-    open_rows = conn.execute(sa.select(c.id, c.customer_id).where(c.resolved_at.is_(None))).all()
-    open_by_customer = {customer: warning for warning, customer in open_rows}
-    at_risk = ids[np.asarray(rows.churn_warning, bool)]
-    at_risk_set = set(at_risk.tolist())
-    resolve = [warning for customer, warning in open_by_customer.items() if customer not in at_risk_set]
-    if resolve:
-        conn.execute(
-            sa.update(warning_t)
-            .where(c.id == sa.bindparam("warning_id"))
-            .values(resolved_at=as_of, resolved_run_id=run_id),
-            [{"warning_id": w} for w in resolve],
-        )
-    index = {customer: i for i, customer in enumerate(ids.tolist())} if len(at_risk) else {}
-    new = [customer for customer in at_risk.tolist() if customer not in open_by_customer]
+    still_at_risk = sa.select(score_t.c.customer_id).where(
+        score_t.c.run_id == run_id, score_t.c.stage == "at_risk"
+    )
+    resolved = conn.execute(
+        sa.update(warning_t)
+        .where(c.resolved_at.is_(None), c.customer_id.not_in(still_at_risk))
+        .values(resolved_at=as_of, resolved_run_id=run_id)
+    ).rowcount
+    sql = "SELECT customer_id FROM churn_warning WHERE resolved_at IS NULL"
+    open_ids = np.array([r[0] for chunk in fetch_chunks(conn, sql, ()) for r in chunk], dtype=np.int64)
+    new = np.flatnonzero(np.asarray(rows.churn_warning, bool) & ~np.isin(ids, open_ids))
+    when = _time_value(conn, as_of)
     _bulk_insert(
         conn,
         warning_t,
         ("customer_id", "run_id", "created_at", "reasons"),
-        (
-            (customer, run_id, _time_value(conn, as_of), json.dumps(list(rows.reasons[index[customer]])))
-            for customer in new
-        ),
+        ((int(ids[i]), run_id, when, json.dumps(list(rows.reasons[i]))) for i in new.tolist()),
     )
-    return len(new), len(resolve)
+    return len(new), int(resolved)
 
 
 def prune_snapshots(store: Store, keep: int) -> int:

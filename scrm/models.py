@@ -295,17 +295,16 @@ def _score_column(kind: Any = sa.Float, *, nullable: bool = False) -> Any:
 class CustomerScore(SQLModel, table=True):
     """One customer's scores in one run: a dated snapshot row (one per customer and run).
 
-    Kept lean, without foreign keys (the pipeline writes a million rows per run in one bulk insert
-    and deletes a pruned run's rows itself). ``n_*`` are the components of the social value
+    Kept lean, without foreign keys or a second index (the pipeline writes a million rows per run in
+    one bulk insert and deletes a pruned run's rows itself; one customer's history is read through
+    the primary key, run by run). ``n_*`` are the components of the social value
     normalised to 0..1 (percentile ranks); points are ``n_* x weight x 100`` with the run's weights.
     """
 
     __tablename__ = "customer_score"
 
     run_id: int = Field(sa_column=sa.Column(sa.Integer, primary_key=True, autoincrement=False))
-    customer_id: int = Field(
-        sa_column=sa.Column(sa.Integer, primary_key=True, autoincrement=False, index=True)
-    )
+    customer_id: int = Field(sa_column=sa.Column(sa.Integer, primary_key=True, autoincrement=False))
     influence: float = _score_column()  # weighted PageRank, sums to 1 over the run
     reach_direct: int = _score_column(sa.Integer)
     reach_two_hop: int = _score_column(sa.Integer)

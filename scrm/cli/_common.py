@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
+from rich.progress import BarColumn, Progress, ProgressColumn
 
 from scrm import __version__
 from scrm.config import Settings, load_settings
@@ -31,6 +32,7 @@ __all__ = [
     "err_console",
     "handle_errors",
     "pass_ctx",
+    "progress_bar",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -50,6 +52,19 @@ def _json_default(value: Any) -> Any:
 
 def echo_json(data: Any) -> None:
     click.echo(json.dumps(data, default=_json_default, ensure_ascii=False, indent=2))
+
+
+def progress_bar(*columns: ProgressColumn, quiet: bool = False) -> Progress:
+    """A transient progress bar (description, bar, then ``columns``) on the console; none when
+    ``quiet`` (``--json``) or when the output is not a terminal."""
+    return Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        *columns,
+        console=console,
+        transient=True,
+        disable=quiet or not console.is_terminal,
+    )
 
 
 class Context:

@@ -56,8 +56,6 @@ def upgrade() -> None:
     sa.Column('stage', sa.String(length=16), nullable=False),
     sa.PrimaryKeyConstraint('run_id', 'customer_id', name=op.f('pk_customer_score'))
     )
-    with op.batch_alter_table('customer_score', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_customer_score_customer_id'), ['customer_id'], unique=False)
 
     op.create_table('community',
     sa.Column('run_id', sa.Integer(), autoincrement=False, nullable=False),
@@ -109,8 +107,6 @@ def downgrade() -> None:
         batch_op.drop_index('ix_stage_change_customer_time')
     op.drop_table('stage_change')
     op.drop_table('community')
-    with op.batch_alter_table('customer_score', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_customer_score_customer_id'))
     op.drop_table('customer_score')
     with op.batch_alter_table('score_run', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_score_run_status'))
