@@ -21,9 +21,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from connectors.wechat_sim.errors import ApiError
 from connectors.wechat_sim.messaging import Messaging
 from connectors.wechat_sim.population import ORDER_HEADER
-from connectors.wechat_sim.state import ApiError, SimState
+from connectors.wechat_sim.state import SimState
 
 __all__ = ["build_app"]
 

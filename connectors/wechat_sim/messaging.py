@@ -24,7 +24,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from connectors.wechat_sim import _content as content
-from connectors.wechat_sim.state import ApiError, SimState
+from connectors.wechat_sim.errors import ApiError
+from connectors.wechat_sim.state import SimState
 
 __all__ = ["Messaging"]
 
