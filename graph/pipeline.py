@@ -16,7 +16,8 @@ commits). The stages, each over all customers at once:
 
 Purchases are read in one currency, ``[import] default_currency``; orders in other currencies are
 left out of customer value (counted in the run's summary), because amounts in different units cannot
-be added. Refunds (negative amounts) are not purchases: they are left out, not netted. Purchases,
+be added. Refunds (negative amounts) are not purchases: they are left out, not netted. Purchases on
+the same day in ``[scrm] timezone`` count as one (the repeat-purchase convention of BG/NBD). Purchases,
 interactions and follows dated after ``now`` are ignored, so a rescore "as of" a past time sees
 what was known then.
 
@@ -50,12 +51,12 @@ from scrm.errors import StoreError
 from scrm.models import Customer, utcnow
 from scrm.store import Store
 
-__all__ = ["STAGES", "Progress", "ScoreRunReport", "load_followers", "load_purchases", "rescore"]
+__all__ = ["RESCORE_STEPS", "Progress", "ScoreRunReport", "load_followers", "load_purchases", "rescore"]
 
 #: callback (stage description, stages done, stages in all) for progress bars
 Progress = Callable[[str, int, int], None]
 #: what :func:`rescore` reports progress on, in order
-STAGES = (
+RESCORE_STEPS = (
     "loading the graph",
     "loading purchases and follows",
     "influence (PageRank)",
@@ -80,6 +81,7 @@ class ScoreRunReport:
     followers: int
     communities: int
     modularity: float
+    value_method: str  # how customer value was estimated (graph.value.customer_value's method)
     stages: dict[str, int]
     stage_changes: int
     new_churn_warnings: int
@@ -182,7 +184,7 @@ class _Clock:
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
         if self.progress is not None:
-            self.progress(name, STAGES.index(name), len(STAGES))
+            self.progress(name, RESCORE_STEPS.index(name), len(RESCORE_STEPS))
         start = time.perf_counter()
         yield
         self.timings[name] = round(time.perf_counter() - start, 3)
@@ -273,7 +275,15 @@ def _run(store: Store, settings: Settings, run_id: int, now: datetime, clock: _C
         for members in roles.leaders.values():
             is_leader[members] = True
     with clock.stage("customer value"):
-        summary = summarize_purchases(index, times, amounts, n_customers=len(ids), now=now.timestamp())
+        offset = now.astimezone(settings.scrm.tz).utcoffset()
+        summary = summarize_purchases(
+            index,
+            times,
+            amounts,
+            n_customers=len(ids),
+            now=now.timestamp(),
+            utc_offset_hours=offset.total_seconds() / 3600 if offset else 0.0,
+        )
         value = customer_value(summary, horizon_days=scoring.clv_horizon_days)
     with clock.stage("lifecycle"):
         life = classify_lifecycle(
@@ -340,6 +350,7 @@ def _run(store: Store, settings: Settings, run_id: int, now: datetime, clock: _C
             "followers": int(is_follower.sum()),
             "communities": len(communities),
             "modularity": float(modularity),
+            "value_method": value.method,
             "stages": stage_counts,
         }
         written = snapshots.write_snapshot(

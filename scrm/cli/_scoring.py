@@ -67,7 +67,8 @@ def score(obj: Context, as_of: datetime | None, as_json: bool) -> None:
     console.print(
         f"Scored {report.customers:,} customers ({report.edges:,} ties, {report.purchases:,} purchases) "
         f"in {report.seconds:.1f} s: {report.communities:,} communities (modularity "
-        f"{report.modularity:.3f}); {stages}; {report.stage_changes:,} stage changes, "
+        f"{report.modularity:.3f}); customer value by {report.value_method}; {stages}; "
+        f"{report.stage_changes:,} stage changes, "
         f"{report.new_churn_warnings:,} new churn warnings ({report.resolved_churn_warnings:,} resolved). "
         f"Run {report.run_id} as of {_day(report.as_of, obj)}.",
         highlight=False,
