@@ -93,7 +93,7 @@ class Credentials:
     ) -> Credentials:
         """Fill in what is not given with fresh random values of WeChat's shapes."""
         return cls(
-            appid=appid or "wxsim" + secrets.token_hex(6)[:11],
+            appid=appid or "wxsim" + secrets.token_hex(7)[:13],
             secret=secret or secrets.token_hex(16),
             token=token or secrets.token_hex(16),
             encoding_aes_key=encoding_aes_key or base64.b64encode(secrets.token_bytes(32)).decode()[:43],
@@ -251,11 +251,11 @@ class SimState:
         page.update(count=len(ids), data={"openid": ids}, next_openid=ids[-1])
         return page
 
-    def profile(self, i: int, lang: str | None = None) -> dict[str, Any]:
+    def profile(self, i: int, lang: str | None = None, now: int | None = None) -> dict[str, Any]:
         """What ``user/info`` answers for follower ``i`` now (only the fields kept since 2021-12)."""
         pop = self.pop
         openid, unionid = pop.openids[i], pop.unionids[i]
-        now = self.now()
+        now = self.now() if now is None else now
         if not self._sub_at(i, now):
             gone: dict[str, Any] = {"subscribe": 0, "openid": openid}
             if unionid:
@@ -285,7 +285,8 @@ class SimState:
         if len(users) > BATCH:
             raise ApiError(40032)
         idx = [self.follower_index(u.get("openid") if isinstance(u, dict) else None) for u in users]
-        return {"user_info_list": [self.profile(i) for i in idx]}
+        now = self.now()
+        return {"user_info_list": [self.profile(i, now=now) for i in idx]}
 
     # ---- tags --------------------------------------------------------------------------------------
     def user_tags(self, i: int) -> list[int]:
