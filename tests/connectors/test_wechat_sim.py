@@ -313,3 +313,20 @@ def test_public_surface() -> None:
         "push_actions",
     }  # fmt: skip
     assert all(hasattr(sim, name) for name in sim.__all__)
+
+
+def test_concurrent_clients_get_consistent_answers(wechat_sim: SimulatorServer) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    token = fresh_token(wechat_sim)
+    openids = list(client_for(wechat_sim, access_token=token).user.iter_followers())
+    chunks = [openids[k : k + 20] for k in range(0, len(openids), 20)]
+
+    def fetch(chunk: list[str]) -> list[str]:
+        return [p["openid"] for p in client_for(wechat_sim, access_token=token).user.get_batch(chunk)]
+
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(fetch, chunks)) == chunks
+    batch_calls = [e for e in wechat_sim.requests() if e["path"] == "/cgi-bin/user/info/batchget"]
+    assert len(batch_calls) == len(chunks) and all(e["errcode"] == 0 for e in batch_calls)
+    assert len({e["seq"] for e in wechat_sim.requests()}) == len(wechat_sim.requests())
