@@ -11,18 +11,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from wechatpy.exceptions import APILimitedException, WeChatClientException
+from wechatpy.exceptions import APILimitedException
 
 from connectors.orders import OrderReader, PurchaseRecord
 from connectors.wechat_sim import Population, SimulatorServer, generate_population
-from tests.connectors.wechat_helpers import client_for, fresh_token, raw_call
-
-
-def errcode_of(call: object, *args: object, **kwargs: object) -> int | None:
-    with pytest.raises(WeChatClientException) as info:
-        call(*args, **kwargs)  # type: ignore[operator]
-    return info.value.errcode  # type: ignore[no-any-return]
-
+from tests.connectors.wechat_helpers import client_for, errcode_of, fresh_token, raw_call
 
 # ---- tokens --------------------------------------------------------------------------------------------
 

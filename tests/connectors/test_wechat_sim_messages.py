@@ -8,15 +8,9 @@ import pytest
 from wechatpy.exceptions import APILimitedException, WeChatClientException
 
 from connectors.wechat_sim import Action, Population, SimulatorServer
-from tests.connectors.wechat_helpers import client_for
+from tests.connectors.wechat_helpers import client_for, errcode_of
 
 HOUR = 3600
-
-
-def errcode_of(call: object, *args: object, **kwargs: object) -> int | None:
-    with pytest.raises(WeChatClientException) as info:
-        call(*args, **kwargs)  # type: ignore[operator]
-    return info.value.errcode  # type: ignore[no-any-return]
 
 
 def at(ts: int) -> datetime:

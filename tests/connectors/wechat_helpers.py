@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 from wechatpy import WeChatClient
+from wechatpy.exceptions import WeChatClientException
 
 from connectors.wechat_sim import SimulatorServer
 
@@ -42,3 +44,11 @@ def fresh_token(sim: SimulatorServer) -> str:
     params = {"grant_type": "client_credential", "appid": sim.appid, "secret": sim.secret}
     token: str = raw_call(sim, "GET", "token", params=params)["access_token"]
     return token
+
+
+def errcode_of(call: Any, *args: Any, **kwargs: Any) -> int | None:
+    """The errcode of the WeChatClientException that ``call(*args, **kwargs)`` raises."""
+    with pytest.raises(WeChatClientException) as info:
+        call(*args, **kwargs)
+    code: int | None = info.value.errcode
+    return code
