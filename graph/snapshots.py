@@ -39,6 +39,7 @@ __all__ = [
     "Previous",
     "SnapshotRows",
     "WriteResult",
+    "bulk_insert",
     "epoch_sql",
     "fail_run",
     "fetch_chunks",
@@ -216,7 +217,7 @@ def _pg_type(column: sa.Column[Any]) -> str:
     return "text"
 
 
-def _bulk_insert(
+def bulk_insert(
     conn: Connection, table: sa.Table, columns: Sequence[str], rows: Iterable[tuple[Any, ...]]
 ) -> None:
     """Rows through the driver's bulk interface: binary COPY on PostgreSQL, executemany on SQLite.
@@ -283,7 +284,7 @@ def write_snapshot(
         _lock(conn, run_id, previous.run_id)
         columns = [[run_id] * len(ids), ids.tolist()]
         columns += [_column_values(name, np.asarray(rows.scores[name])) for name in SCORE_COLUMNS]
-        _bulk_insert(conn, score_t, ("run_id", "customer_id", *SCORE_COLUMNS), zip(*columns, strict=True))
+        bulk_insert(conn, score_t, ("run_id", "customer_id", *SCORE_COLUMNS), zip(*columns, strict=True))
         if rows.communities:
             conn.execute(
                 sa.insert(community_t),
@@ -301,7 +302,7 @@ def write_snapshot(
                 ],
             )
         when = _time_value(conn, as_of)
-        _bulk_insert(
+        bulk_insert(
             conn,
             change_t,
             ("customer_id", "from_stage", "to_stage", "changed_at", "run_id", "reason"),
@@ -354,7 +355,7 @@ def _update_warnings(
     open_ids = np.array([r[0] for chunk in fetch_chunks(conn, sql, ()) for r in chunk], dtype=np.int64)
     new = np.flatnonzero(np.asarray(rows.churn_warning, bool) & ~np.isin(ids, open_ids))
     when = _time_value(conn, as_of)
-    _bulk_insert(
+    bulk_insert(
         conn,
         warning_t,
         ("customer_id", "run_id", "created_at", "reasons"),

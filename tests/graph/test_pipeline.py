@@ -295,3 +295,32 @@ def test_old_snapshots_are_pruned(shop: tuple[Path, Store, dict[str, int]]) -> N
     with store.connect() as conn:
         kept = conn.execute(sa.select(score_t.c.run_id).distinct().order_by(score_t.c.run_id)).scalars().all()
     assert kept == runs[1:]
+
+
+def test_an_empty_store_scores_to_empty_reports(runner: CliRunner, ready: Path) -> None:
+    report = scrm_json(runner, ready, "score")
+    assert (report["customers"], report["edges"], report["communities"], report["stages"]) == (0, 0, 0, {})
+    assert scrm_json(runner, ready, "top")["customers"] == []
+    assert scrm_json(runner, ready, "churn")["warnings"] == []
+    assert all(s["customers"] == 0 for s in scrm_json(runner, ready, "funnel")["stages"])
+
+
+def test_explain_follows_a_merge_and_refuses_unknown_customers(
+    runner: CliRunner, ready: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "a.csv").write_text("order_id,amount,time,phone,email\nA1,10,2026-05-01,13800000001,\n")
+    (tmp_path / "b.csv").write_text("order_id,amount,time,phone,email\nB1,20,2026-05-02,,li@x.cn\n")
+    (tmp_path / "c.csv").write_text(
+        "order_id,amount,time,phone,email\nC1,30,2026-05-03,13800000001,li@x.cn\n"
+    )
+    for name in ("a", "b", "c"):
+        code, out = scrm(
+            runner, ready, "import", "purchases", str(tmp_path / f"{name}.csv"), "--source", name
+        )
+        assert code == 0, out
+    assert scrm_json(runner, ready, "score", "--as-of", "2026-06-01")["customers"] == 1
+    explained = scrm_json(runner, ready, "explain", "2")  # the younger customer, merged into 1
+    assert (explained["customer_id"], explained["merged_from"]) == (1, 2)
+    assert explained["monetary_minor"] == 6000 and explained["frequency"] == 2
+    code, out = scrm(runner, ready, "explain", "99")
+    assert code == 1 and "no customer 99" in out
