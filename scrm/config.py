@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from scrm.bot_settings import BotSettings
 from scrm.errors import ConfigError
 
 __all__ = ["ENV_PREFIX", "Settings", "WeChatAccount", "load_settings"]
@@ -147,6 +148,7 @@ class Settings(_Section):
     scoring: ScoringSettings = ScoringSettings()
     campaigns: CampaignSettings = CampaignSettings()
     sync: SyncSettings = SyncSettings()
+    bot: BotSettings = BotSettings()
     accounts: dict[str, Account] = {}
     source: Path | None = Field(None, exclude=True)
 

@@ -14,16 +14,20 @@ do about it::
     │   └── NotConverged            an iterative graph algorithm (PageRank) did not reach its tolerance
     ├── NotFound(LookupError)       a customer, account ... that does not exist
     │   └── NoScores                no score snapshot yet: run `scrm score`
+    ├── TemplateError               a message template cannot be rendered (syntax, undefined, sandbox)
     └── ConnectorError              a platform answered with an error
         ├── TokenRejected           credentials or access token refused
         ├── RateLimited             a quota or frequency limit was hit (retry later)
         ├── RecipientRefused        not a follower, or an invalid recipient id
-        └── OutsideWindow           a service message outside the follower's window
+        ├── OutsideWindow           a service message outside the follower's window
+        └── CallbackRejected(ValueError)  a callback with bad XML, too large, for another appid (400)
+            └── SignatureRejected       a callback's signature is missing or wrong (403)
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "CallbackRejected",
     "ConfigError",
     "ConnectorError",
     "GraphError",
@@ -37,7 +41,9 @@ __all__ = [
     "RecipientRefused",
     "SchemaOutOfDate",
     "ScrmError",
+    "SignatureRejected",
     "StoreError",
+    "TemplateError",
     "TokenRejected",
 ]
 
@@ -104,3 +110,16 @@ class GraphError(ScrmError, ValueError):
 
 class NotConverged(GraphError):
     """An iterative graph algorithm did not reach its tolerance within its iteration budget."""
+
+
+class CallbackRejected(ConnectorError, ValueError):
+    """A platform callback was refused before anything was stored: malformed or hostile XML, a body too
+    large, a message for another appid (answered 400)."""
+
+
+class SignatureRejected(CallbackRejected):
+    """A callback's signature (or msg_signature) is missing or wrong (answered 403)."""
+
+
+class TemplateError(ScrmError):
+    """A message template cannot be rendered: unknown, bad syntax, an undefined name, a sandbox violation."""

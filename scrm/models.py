@@ -31,8 +31,10 @@ __all__ = [
     "CustomerScore",
     "CustomerTag",
     "Follow",
+    "FollowerActivity",
     "Identity",
     "IdentityKind",
+    "InboundMessage",
     "Interaction",
     "Purchase",
     "Relation",
@@ -367,3 +369,47 @@ class ChurnWarning(SQLModel, table=True):
     reasons: str = Field(default="[]", sa_column=sa.Column(sa.Text, nullable=False, default="[]"))
     resolved_at: datetime | None = _time(nullable=True, index=True)
     resolved_run_id: int | None = Field(default=None, sa_column=sa.Column(sa.Integer, nullable=True))
+
+
+class InboundMessage(SQLModel, table=True):
+    """A message or event a platform pushed to our bot, stored once and with the reply it got.
+
+    ``dedup_key`` is unique per account (WeChat: ``msg:<MsgId>`` for messages, ``event:<openid>:<CreateTime>``
+    for events), so however many server processes receive a retried message, one handles it and every
+    retry is answered with the stored ``reply``. ``status`` is ``replied`` (answered in the callback),
+    ``deferred`` (answered ``success``; the reply goes out as a customer-service message), ``sent``,
+    ``failed`` (the deferred reply could not be delivered) or ``none`` (nothing to answer).
+    """
+
+    __tablename__ = "inbound_message"
+    __table_args__ = (sa.UniqueConstraint("account_id", "dedup_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = _fk("account.id", index=False)
+    dedup_key: str = Field(max_length=128)
+    customer_id: int = _fk("customer.id")
+    kind: str = Field(max_length=32)
+    rule: str = Field(default="", max_length=100)
+    status: str = Field(default="replied", max_length=16)
+    reply: str = Field(default="", sa_column=sa.Column(sa.Text, nullable=False, default=""))
+    received_at: datetime = _time(default=True)
+
+
+class FollowerActivity(SQLModel, table=True):
+    """A follower's last own action on one account (for the platform's customer-service window).
+
+    WeChat allows service messages for 48 hours after a follower's message (5 at most) and for one
+    minute after a click, follow or scan (3 at most); ``last_action_kind`` tells which window is open.
+    An ``unsubscribe`` is kept too: nobody messages a follower whose last action was leaving.
+    """
+
+    __tablename__ = "follower_activity"
+
+    account_id: int = Field(
+        sa_column=sa.Column(sa.ForeignKey("account.id", ondelete="CASCADE"), primary_key=True)
+    )
+    customer_id: int = Field(
+        sa_column=sa.Column(sa.ForeignKey("customer.id", ondelete="CASCADE"), primary_key=True)
+    )
+    last_action_at: datetime = _time()
+    last_action_kind: str = Field(max_length=32)

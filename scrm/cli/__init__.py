@@ -12,6 +12,7 @@ from __future__ import annotations
 from scrm.cli import (
     _core,  # noqa: F401  (registers its commands)
     _scoring,  # noqa: F401
+    _serve,  # noqa: F401
     _simulator,  # noqa: F401
     _sync,  # noqa: F401
 )

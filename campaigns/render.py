@@ -1,0 +1,84 @@
+"""Message templates: Jinja2 in a sandbox, strict about undefined names.
+
+Templates live in a folder (``templates/messages/`` by default) and are rendered with a plain context
+(the follower's openid, channel, tags, scores ...). The environment is a
+:class:`~jinja2.sandbox.SandboxedEnvironment` (no attribute access to internals such as ``__class__``,
+no unsafe callables) with :class:`~jinja2.StrictUndefined` (a misspelt name is an error, not an empty
+string). Every failure, whether a missing template, bad syntax, an undefined name or a sandbox
+violation, becomes one :class:`~scrm.errors.TemplateError` that names the template, so callers (the
+bot, campaigns) can fall back to a safe message instead of sending a broken one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import SandboxedEnvironment
+
+from scrm.errors import TemplateError
+
+__all__ = ["DEFAULT_TEMPLATES", "Renderer"]
+
+#: the message templates shipped with scrm
+DEFAULT_TEMPLATES = Path(__file__).resolve().parents[1] / "templates" / "messages"
+
+
+class Renderer:
+    """Renders message templates from ``folder`` in a sandbox.
+
+    Parameters
+    ----------
+    folder
+        Where the templates are (``templates/messages`` of scrm by default).
+    globals
+        Extra names every template sees (values or functions; a function runs with the sandbox's
+        restrictions on what it returns).
+
+    Examples
+    --------
+    >>> r = Renderer()
+    >>> r.render_string("Hi {{ name }}!", {"name": "Li"})
+    'Hi Li!'
+    >>> r.render_string("{{ nobody }}", {})
+    Traceback (most recent call last):
+    ...
+    scrm.errors.TemplateError: template '<string>': 'nobody' is undefined
+    """
+
+    def __init__(self, folder: str | Path | None = None, *, globals: Mapping[str, Any] | None = None) -> None:
+        self.folder = Path(folder) if folder else DEFAULT_TEMPLATES
+        self.env = SandboxedEnvironment(
+            loader=jinja2.FileSystemLoader(str(self.folder)),
+            undefined=jinja2.StrictUndefined,
+            autoescape=False,  # plain text messages, not HTML
+            keep_trailing_newline=False,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self.env.globals.update(globals or {})
+
+    def render(self, template_name: str, context: Mapping[str, Any]) -> str:
+        """Render the template file ``template_name`` with ``context``; raise :class:`TemplateError`."""
+        return self._run(template_name, lambda: self.env.get_template(template_name), context)
+
+    def render_string(self, source: str, context: Mapping[str, Any], *, name: str = "<string>") -> str:
+        """Render a template given as a string (e.g. a news article's title from the config)."""
+        return self._run(name, lambda: self.env.from_string(source), context)
+
+    def _run(self, name: str, load: Callable[[], jinja2.Template], context: Mapping[str, Any]) -> str:
+        try:
+            return load().render(dict(context)).strip()
+        except jinja2.TemplateNotFound:
+            raise TemplateError(f"template {name!r} not found in {self.folder}") from None
+        except jinja2.TemplateSyntaxError as exc:
+            raise TemplateError(f"template {name!r} line {exc.lineno}: syntax error: {exc.message}") from None
+        except jinja2.UndefinedError as exc:
+            raise TemplateError(f"template {name!r}: {exc.message}") from None
+        except SecurityError as exc:
+            raise TemplateError(f"template {name!r}: refused by the sandbox: {exc}") from None
+        except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as exc:
+            raise TemplateError(f"template {name!r}: {type(exc).__name__}: {exc}") from None

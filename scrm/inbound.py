@@ -1,0 +1,420 @@
+"""Inbound messages and events from a platform's callbacks, stored exactly once.
+
+A platform pushes a follower's message or event to our bot and retries it when the answer is slow,
+possibly to another server process. Each accepted :class:`InboundRecord` is written once, guarded by
+the unique ``(account_id, dedup_key)`` of ``inbound_message``, in the same transaction as what it means
+for the store:
+
+- an ``interaction`` row (``text``, ``click``, ``scan``, ``subscribe``, ``unsubscribe`` ...) with its time,
+  content and channel, for the scoring;
+- ``subscribe`` opens a ``follow`` row (channel: the QR code's scene) and, through another follower's
+  personal code ``ref_<openid>``, a ``referred_by`` relation (the convention of the follower sync);
+- ``unsubscribe`` closes the open follow;
+- ``follower_activity`` keeps the follower's last own action, for the customer-service window.
+
+:func:`write_inbound` writes a batch in one transaction; a record whose key is already stored is not
+written again and gets the stored reply back. :class:`GroupCommit` collects records from many
+concurrent requests for a millisecond or two and writes them together (one commit for all of them).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from scrm.identity import KeyTuple, insert_ignoring_conflicts, resolve
+from scrm.models import (
+    Account,
+    CustomerScore,
+    CustomerTag,
+    Follow,
+    FollowerActivity,
+    Identity,
+    IdentityKind,
+    InboundMessage,
+    Interaction,
+    Relation,
+    ScoreRun,
+    Tag,
+    utcnow,
+)
+from scrm.store import Store
+
+__all__ = [
+    "REFERRAL_PREFIX",
+    "FollowerContext",
+    "GroupCommit",
+    "InboundRecord",
+    "Outcome",
+    "follower_context",
+    "is_following",
+    "set_status",
+    "write_inbound",
+]
+
+log = logging.getLogger(__name__)
+
+#: the scene of a follower's personal referral QR code: ``ref_<referrer's openid>`` (as the follower sync)
+REFERRAL_PREFIX = "ref_"
+
+inbound_t = InboundMessage.__table__  # type: ignore[attr-defined]
+interaction_t = Interaction.__table__  # type: ignore[attr-defined]
+follow_t = Follow.__table__  # type: ignore[attr-defined]
+relation_t = Relation.__table__  # type: ignore[attr-defined]
+activity_t = FollowerActivity.__table__  # type: ignore[attr-defined]
+identity_t = Identity.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class InboundRecord:
+    """One message or event pushed by a platform, in plain terms.
+
+    ``kind`` is ``text``, ``image``, ``voice``, ``video``, ``location``, ``link`` (messages) or
+    ``subscribe``, ``unsubscribe``, ``scan``, ``click``, ``view``, ``other`` (events); ``scene`` is the
+    channel QR code's scene of a subscribe or scan, ``key`` the menu key of a click (the URL of a view).
+    """
+
+    platform: str
+    appid: str
+    openid: str
+    kind: str
+    created: datetime
+    msg_id: int = 0
+    content: str = ""
+    scene: str = ""
+    key: str = ""
+    to_user: str = ""  # the account's original id (WeChat ToUserName), the sender of replies
+
+    @property
+    def dedup_key(self) -> str:
+        """``msg:<MsgId>`` for messages, ``event:<openid>:<CreateTime>`` for events (as WeChat advises)."""
+        if self.msg_id:
+            return f"msg:{self.msg_id}"
+        return f"event:{self.openid}:{int(self.created.timestamp())}"
+
+    @property
+    def referrer(self) -> str | None:
+        """The openid whose personal QR code brought this follower, if any."""
+        if self.kind != "subscribe" or not self.scene.startswith(REFERRAL_PREFIX):
+            return None
+        ref = self.scene[len(REFERRAL_PREFIX) :]
+        return ref if ref and ref != self.openid else None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one record: ``duplicate`` when it was stored before; then ``reply``/``status`` are
+    the stored ones."""
+
+    customer_id: int
+    duplicate: bool
+    reply: str
+    status: str
+
+
+def _openid_key(record: InboundRecord, openid: str) -> KeyTuple:
+    return (IdentityKind.OPENID.value, record.appid, openid)
+
+
+def _account_ids(conn: Connection, appids: set[str]) -> dict[str, int]:
+    t = Account.__table__  # type: ignore[attr-defined]
+    rows = conn.execute(sa.select(t.c.external_id, t.c.id).where(t.c.external_id.in_(sorted(appids))))
+    return {appid: id_ for appid, id_ in rows}
+
+
+def write_inbound(conn: Connection, items: Sequence[tuple[InboundRecord, str, str, str]]) -> list[Outcome]:
+    """Store each (record, rule name, reply, status) unless its key is stored already.
+
+    ``conn`` is in a transaction; everything (identities, interactions, follows, referrals, activity)
+    is written through it. The accounts must exist (``scrm init`` / ``sync_accounts``).
+    """
+    accounts = _account_ids(conn, {r.appid for r, *_ in items})
+    missing = {r.appid for r, *_ in items} - set(accounts)
+    if missing:
+        raise LookupError(f"no account with appid {sorted(missing)} in the store: run `scrm init`")
+    key_sets: list[tuple[KeyTuple, ...]] = [(_openid_key(r, r.openid),) for r, *_ in items]
+    referrers = [r.referrer for r, *_ in items]
+    key_sets += [(_openid_key(r, ref),) for (r, *_), ref in zip(items, referrers, strict=True) if ref]
+    ids = resolve(conn, key_sets, source="bot:wechat").customer_ids
+    referrer_ids = iter(ids[len(items) :])
+    outcomes: list[Outcome] = []
+    now = utcnow()
+    claim = insert_ignoring_conflicts(conn, inbound_t).returning(inbound_t.c.id)
+    for (record, rule, reply, status), cid, ref in zip(items, ids, referrers, strict=False):
+        account_id = accounts[record.appid]
+        ref_id = next(referrer_ids) if ref else None
+        claimed = conn.execute(
+            claim,
+            {
+                "account_id": account_id,
+                "dedup_key": record.dedup_key,
+                "customer_id": cid,
+                "kind": record.kind,
+                "rule": rule,
+                "status": status,
+                "reply": reply,
+                "received_at": now,
+            },
+        ).first()
+        if claimed is None:
+            stored = conn.execute(
+                sa.select(inbound_t.c.reply, inbound_t.c.status).where(
+                    inbound_t.c.account_id == account_id, inbound_t.c.dedup_key == record.dedup_key
+                )
+            ).one()
+            outcomes.append(Outcome(cid, True, stored.reply, stored.status))
+            continue
+        _apply(conn, record, account_id, cid, ref_id)
+        outcomes.append(Outcome(cid, False, reply, status))
+    return outcomes
+
+
+def _apply(conn: Connection, record: InboundRecord, account_id: int, cid: int, ref_id: int | None) -> None:
+    channel = record.scene if record.kind in ("subscribe", "scan") else ""
+    content = record.content if record.kind not in ("click", "view") else record.key
+    conn.execute(
+        insert_ignoring_conflicts(conn, interaction_t),
+        {
+            "platform": record.platform,
+            "external_id": f"{record.appid}:{record.dedup_key}",
+            "kind": record.kind,
+            "customer_id": cid,
+            "account_id": account_id,
+            "occurred_at": record.created,
+            "content": content,
+            "channel": channel,
+        },
+    )
+    if record.kind == "subscribe":
+        f = follow_t.c
+        conn.execute(
+            sa.update(follow_t)
+            .where(f.account_id == account_id, f.customer_id == cid, f.unsubscribed_at.is_(None))
+            .where(f.subscribed_at < record.created)
+            .values(unsubscribed_at=record.created)
+        )
+        conn.execute(
+            insert_ignoring_conflicts(conn, follow_t),
+            {
+                "account_id": account_id,
+                "customer_id": cid,
+                "subscribed_at": record.created,
+                "scene": "ADD_SCENE_QR_CODE" if channel else "",
+                "channel": channel,
+            },
+        )
+        if ref_id is not None and ref_id != cid:
+            conn.execute(
+                insert_ignoring_conflicts(conn, relation_t),
+                {
+                    "kind": "referred_by",
+                    "source_id": cid,
+                    "target_id": ref_id,
+                    "weight": 1.0,
+                    "count": 1,
+                    "first_at": record.created,
+                    "last_at": record.created,
+                },
+            )
+    elif record.kind == "unsubscribe":
+        f = follow_t.c
+        conn.execute(
+            sa.update(follow_t)
+            .where(f.account_id == account_id, f.customer_id == cid, f.unsubscribed_at.is_(None))
+            .values(unsubscribed_at=record.created)
+        )
+    if record.kind in ("view", "other"):
+        return
+    a = activity_t.c
+    updated = conn.execute(
+        sa.update(activity_t)
+        .where(a.account_id == account_id, a.customer_id == cid, a.last_action_at <= record.created)
+        .values(last_action_at=record.created, last_action_kind=record.kind)
+    )
+    if updated.rowcount == 0:
+        conn.execute(
+            insert_ignoring_conflicts(conn, activity_t),
+            {
+                "account_id": account_id,
+                "customer_id": cid,
+                "last_action_at": record.created,
+                "last_action_kind": record.kind,
+            },
+        )
+
+
+def set_status(store: Store, appid: str, dedup_key: str, status: str) -> None:
+    """Record what became of a deferred reply (``sent`` or ``failed``)."""
+    with store.connect() as conn:
+        account_id = _account_ids(conn, {appid})[appid]
+        conn.execute(
+            sa.update(inbound_t)
+            .where(inbound_t.c.account_id == account_id, inbound_t.c.dedup_key == dedup_key)
+            .values(status=status)
+        )
+
+
+def is_following(store: Store, appid: str, openid: str) -> bool:
+    """Whether ``openid`` has an open follow of the account (an unsubscribe stops all messaging)."""
+    i, f = identity_t.c, follow_t.c
+    with store.connect() as conn:
+        account_id = _account_ids(conn, {appid}).get(appid)
+        row = conn.execute(
+            sa.select(f.unsubscribed_at)
+            .join(identity_t, i.customer_id == f.customer_id)
+            .where(i.kind == IdentityKind.OPENID.value, i.scope == appid, i.value == openid)
+            .where(f.account_id == account_id)
+            .order_by(f.subscribed_at.desc())
+            .limit(1)
+        ).first()
+    return row is None or row.unsubscribed_at is None  # never seen subscribing: not known to have left
+
+
+@dataclass(frozen=True)
+class FollowerContext:
+    """What templates may know of a follower: channel, tags, the latest scores when a snapshot exists."""
+
+    openid: str
+    customer_id: int | None = None
+    channel: str = ""
+    tags: tuple[str, ...] = ()
+    scores: dict[str, Any] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "openid": self.openid,
+            "customer_id": self.customer_id,
+            "channel": self.channel,
+            "tags": list(self.tags),
+            "scores": dict(self.scores) if self.scores else None,
+            "stage": (self.scores or {}).get("stage", ""),
+        }
+
+
+_SCORE_FIELDS = ("social_value", "influence", "stage", "rfm", "clv_minor", "p_alive", "community_id")
+
+
+def follower_context(store: Store, appid: str, openid: str) -> FollowerContext:
+    """The follower's stored context (empty for a follower never seen), a few indexed reads."""
+    i = identity_t.c
+    with store.connect() as conn:
+        cid = conn.execute(
+            sa.select(i.customer_id).where(
+                i.kind == IdentityKind.OPENID.value, i.scope == appid, i.value == openid
+            )
+        ).scalar()
+        if cid is None:
+            return FollowerContext(openid)
+        f = follow_t.c
+        channel = conn.execute(
+            sa.select(f.channel).where(f.customer_id == cid).order_by(f.subscribed_at.desc()).limit(1)
+        ).scalar()
+        tag_t, ct = Tag.__table__, CustomerTag.__table__  # type: ignore[attr-defined]
+        tags = conn.execute(
+            sa.select(tag_t.c.name)
+            .join(ct, ct.c.tag_id == tag_t.c.id)
+            .where(ct.c.customer_id == cid)
+            .order_by(tag_t.c.name)
+        ).scalars()
+        tag_names = tuple(tags)
+        run_t, score_t = ScoreRun.__table__, CustomerScore.__table__  # type: ignore[attr-defined]
+        run = conn.execute(sa.select(sa.func.max(run_t.c.id)).where(run_t.c.status == "done")).scalar()
+        scores = None
+        if run is not None:
+            row = conn.execute(
+                sa.select(*(score_t.c[name] for name in _SCORE_FIELDS)).where(
+                    score_t.c.run_id == run, score_t.c.customer_id == cid
+                )
+            ).first()
+            scores = dict(row._mapping) if row is not None else None
+    return FollowerContext(openid, cid, channel or "", tag_names, scores)
+
+
+class GroupCommit:
+    """Writes records from many threads in shared transactions: one commit per group, not per record.
+
+    :meth:`submit` queues a batch item and returns a future of its :class:`Outcome`. A writer thread
+    takes what is queued, waits up to ``window`` seconds for more (up to ``max_batch``), writes it all in
+    one transaction and resolves the futures. When the transaction fails on a unique key that another
+    process claimed at the same moment (a new follower's identity), the group is written again: the
+    second time the key is found. ``window = 0`` writes each group as soon as the writer is free.
+    """
+
+    def __init__(self, store: Store, *, window: float = 0.002, max_batch: int = 256) -> None:
+        self.store = store
+        self.window = window
+        self.max_batch = max_batch
+        self._queue: queue.Queue[tuple[tuple[InboundRecord, str, str, str], Future[Outcome]] | None] = (
+            queue.Queue()
+        )
+        self._thread = threading.Thread(target=self._run, name="scrm-inbound-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, record: InboundRecord, rule: str, reply: str, status: str) -> Future[Outcome]:
+        future: Future[Outcome] = Future()
+        self._queue.put(((record, rule, reply, status), future))
+        return future
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=10)
+
+    def _take(self) -> tuple[list[tuple[tuple[InboundRecord, str, str, str], Future[Outcome]]], bool]:
+        first = self._queue.get()
+        if first is None:
+            return [], True
+        group = [first]
+        deadline = time.monotonic() + self.window
+        while len(group) < self.max_batch:
+            remaining = deadline - time.monotonic()
+            try:
+                item = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:
+                return group, True
+            group.append(item)
+        return group, False
+
+    def _run(self) -> None:
+        stop = False
+        while not stop:
+            group, stop = self._take()
+            if group:
+                self._write(group)
+
+    def _write(self, group: list[tuple[tuple[InboundRecord, str, str, str], Future[Outcome]]]) -> None:
+        items = [item for item, _ in group]
+        error: BaseException | None = None
+        for attempt in range(5):
+            try:
+                with self.store.engine.connect() as conn:
+                    if conn.dialect.name == "sqlite":
+                        conn.exec_driver_sql("BEGIN IMMEDIATE")  # take the write lock before reading
+                    outcomes = write_inbound(conn, items)
+                    conn.commit()
+            except (sa.exc.IntegrityError, sa.exc.OperationalError) as exc:
+                # a key claimed by another process at the same moment, a deadlock, a busy database
+                log.info("inbound group of %d conflicted (attempt %d): %s", len(items), attempt + 1, exc.orig)
+                error = exc
+                continue
+            except Exception as exc:  # every waiting request must hear of it
+                log.exception("writing %d inbound records failed", len(items))
+                error = exc
+                break
+            for (_, future), outcome in zip(group, outcomes, strict=True):
+                future.set_result(outcome)
+            return
+        assert error is not None
+        for _, future in group:
+            future.set_exception(error)
