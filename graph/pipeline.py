@@ -30,7 +30,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,6 +42,7 @@ from graph import snapshots
 from graph.build import SocialGraph, load_graph
 from graph.communities import Communities, community_roles, detect_communities, stabilize_labels
 from graph.influence import pagerank
+from graph.inputs import ScoreInputs, load_followers, load_purchases
 from graph.lifecycle import classify_lifecycle
 from graph.reach import reach, referral_reach
 from graph.social import social_value
@@ -51,7 +52,15 @@ from scrm.errors import StoreError
 from scrm.models import Customer, utcnow
 from scrm.store import Store
 
-__all__ = ["RESCORE_STEPS", "Progress", "ScoreRunReport", "load_followers", "load_purchases", "rescore"]
+__all__ = [
+    "RESCORE_STEPS",
+    "Progress",
+    "ScoreRunReport",
+    "StageTimer",
+    "load_inputs",
+    "rescore",
+    "score_arrays",
+]
 
 #: callback (stage description, stages done, stages in all) for progress bars
 Progress = Callable[[str, int, int], None]
@@ -95,57 +104,6 @@ class ScoreRunReport:
         return data
 
 
-def _bound_time(conn: Connection, moment: datetime) -> Any:
-    return (
-        moment.astimezone(UTC).replace(tzinfo=None).isoformat(" ")
-        if conn.dialect.name == "sqlite"
-        else moment
-    )
-
-
-def load_purchases(
-    conn: Connection, customer_ids: np.ndarray, *, currency: str, now: datetime
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """The purchases of these customers in one currency, as arrays.
-
-    Returns (node index per purchase, unix seconds, amount in minor units, purchases left out
-    because they are in another currency). Only positive amounts up to ``now``; purchases of
-    customers not in ``customer_ids`` (sorted) are dropped.
-    """
-    sql = (
-        f"SELECT customer_id, {snapshots.epoch_sql(conn, 'occurred_at')}, amount_minor FROM purchase "
-        "WHERE currency = %s AND amount_minor > 0 AND occurred_at <= %s"
-    )
-    chunks = [
-        np.array(chunk, dtype=np.float64)
-        for chunk in snapshots.fetch_chunks(conn, sql, (currency, _bound_time(conn, now)))
-    ]
-    data = np.concatenate(chunks) if chunks else np.empty((0, 3))
-    other = conn.execute(
-        sa.text("SELECT count(*) FROM purchase WHERE currency <> :currency AND amount_minor > 0"),
-        {"currency": currency},
-    ).scalar_one()
-    index, found = _node_index(customer_ids, data[:, 0].astype(np.int64))
-    return index[found], data[found, 1], data[found, 2], int(other)
-
-
-def load_followers(conn: Connection, customer_ids: np.ndarray, *, now: datetime) -> np.ndarray:
-    """Per node: True when the customer follows one of our accounts (an open follow row at ``now``)."""
-    sql = "SELECT DISTINCT customer_id FROM follow WHERE unsubscribed_at IS NULL AND subscribed_at <= %s"
-    ids = [row[0] for chunk in snapshots.fetch_chunks(conn, sql, (_bound_time(conn, now),)) for row in chunk]
-    index, found = _node_index(customer_ids, np.array(ids, dtype=np.int64))
-    follower = np.zeros(len(customer_ids), dtype=bool)
-    follower[index[found]] = True
-    return follower
-
-
-def _node_index(customer_ids: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    if len(customer_ids) == 0:
-        return np.zeros(len(ids), np.int64), np.zeros(len(ids), bool)
-    index = np.minimum(np.searchsorted(customer_ids, ids), len(customer_ids) - 1)
-    return index, customer_ids[index] == ids
-
-
 def _modularity_shares(graph: SocialGraph, labels: np.ndarray, resolution: float) -> dict[int, float]:
     """Each community's term of the modularity on the undirected weighted collapse of the graph.
 
@@ -176,7 +134,9 @@ def _names(conn: Connection, customer_ids: list[int]) -> dict[int, str]:
     return {int(i): name for i, name in rows}
 
 
-class _Clock:
+class StageTimer:
+    """Times each stage of a rescore (``timings``) and reports its start to ``progress``."""
+
     def __init__(self, progress: Progress | None) -> None:
         self.progress = progress
         self.timings: dict[str, float] = {}
@@ -224,7 +184,7 @@ def rescore(
     parameters = {"scoring": scoring.model_dump(mode="json"), "currency": settings.imports.default_currency}
     run_id = snapshots.start_run(store, as_of=now, parameters=parameters)
     started = time.perf_counter()
-    clock = _Clock(progress)
+    clock = StageTimer(progress)
     try:
         report = _run(store, settings, run_id, now, clock)
     except BaseException as exc:
@@ -238,19 +198,36 @@ def rescore(
     return ScoreRunReport(**{**report, "seconds": round(time.perf_counter() - started, 3)})
 
 
-def _run(store: Store, settings: Settings, run_id: int, now: datetime, clock: _Clock) -> dict[str, Any]:
+def load_inputs(
+    store: Store, settings: Settings, *, now: datetime, clock: StageTimer | None = None
+) -> ScoreInputs:
+    """Read the graph, purchases, follows and the previous snapshot's stages and communities."""
+    clock = clock or StageTimer(None)
     scoring = settings.scoring
     with clock.stage("loading the graph"), store.connect() as conn:
         graph = load_graph(
             conn, now=now, half_life_days=scoring.half_life_days, kind_weights=scoring.kinds.model_dump()
         )
         previous = snapshots.previous_snapshot(conn)
-    ids = graph.customer_ids
     with clock.stage("loading purchases and follows"), store.connect() as conn:
         index, times, amounts, other_currency = load_purchases(
-            conn, ids, currency=settings.imports.default_currency, now=now
+            conn, graph.customer_ids, currency=settings.imports.default_currency, now=now
         )
-        is_follower = load_followers(conn, ids, now=now)
+        is_follower = load_followers(conn, graph.customer_ids, now=now)
+    return ScoreInputs(graph, index, times, amounts, is_follower, previous, other_currency)
+
+
+def score_arrays(
+    inputs: ScoreInputs, settings: Settings, *, now: datetime, clock: StageTimer | None = None
+) -> tuple[snapshots.SnapshotRows, dict[str, Any]]:
+    """Every score of every node, from arrays only (no store): the snapshot's rows and its counts.
+
+    Communities are labelled ``community ID`` here; :func:`rescore` names them after their leader.
+    """
+    clock = clock or StageTimer(None)
+    scoring = settings.scoring
+    graph, previous = inputs.graph, inputs.previous
+    ids = graph.customer_ids
     with clock.stage("influence (PageRank)"):
         influence = pagerank(graph, alpha=scoring.pagerank_alpha)
     with clock.stage("reach"):
@@ -274,12 +251,13 @@ def _run(store: Store, settings: Settings, run_id: int, now: datetime, clock: _C
         is_leader = np.zeros(len(ids), dtype=bool)
         for members in roles.leaders.values():
             is_leader[members] = True
+        communities = _community_rows(graph, roles, scoring.community_resolution)
     with clock.stage("customer value"):
         offset = now.astimezone(settings.scrm.tz).utcoffset()
         summary = summarize_purchases(
-            index,
-            times,
-            amounts,
+            inputs.purchase_index,
+            inputs.purchase_times,
+            inputs.purchase_amounts,
             n_customers=len(ids),
             now=now.timestamp(),
             utc_offset_hours=offset.total_seconds() / 3600 if offset else 0.0,
@@ -288,7 +266,7 @@ def _run(store: Store, settings: Settings, run_id: int, now: datetime, clock: _C
     with clock.stage("lifecycle"):
         life = classify_lifecycle(
             value,
-            is_follower=is_follower,
+            is_follower=inputs.is_follower,
             previous_stage=previous.stages_for(ids) if previous.run_id is not None else None,
             days_since_previous=(now - previous.as_of).total_seconds() / 86_400 if previous.as_of else None,
             p_alive_threshold=scoring.p_alive_threshold,
@@ -306,13 +284,7 @@ def _run(store: Store, settings: Settings, run_id: int, now: datetime, clock: _C
             },
             scoring.weights.model_dump(),
         )
-    with clock.stage("writing the snapshot"):
-        communities = _community_rows(store, graph, roles, scoring.community_resolution)
         stage = np.asarray(life.stage, dtype=object)
-        stage_counts = {
-            str(s): int(n) for s, n in zip(*np.unique(stage.astype(str), return_counts=True), strict=True)
-        }
-        recency = summary.last_purchase_days_ago
         rows = snapshots.SnapshotRows(
             customer_ids=ids,
             scores={
@@ -324,7 +296,7 @@ def _run(store: Store, settings: Settings, run_id: int, now: datetime, clock: _C
                 "is_leader": is_leader,
                 "is_bridge": np.asarray(roles.bridges, bool),
                 "bridge_score": np.asarray(roles.bridge_score, np.float64),
-                "recency_days": np.asarray(recency, np.float64),
+                "recency_days": np.asarray(summary.last_purchase_days_ago, np.float64),
                 "frequency": np.asarray(summary.frequency, np.int64),
                 "monetary_minor": np.rint(summary.total_spend).astype(np.int64),
                 "rfm": np.asarray(value.rfm_code).astype(str),
@@ -343,23 +315,31 @@ def _run(store: Store, settings: Settings, run_id: int, now: datetime, clock: _C
             reasons=life.reasons,
             churn_warning=np.asarray(life.churn_warning, bool),
         )
-        counts = {
-            "customers": len(ids),
-            "edges": graph.n_edges,
-            "purchases": len(index),
-            "followers": int(is_follower.sum()),
-            "communities": len(communities),
-            "modularity": float(modularity),
-            "value_method": value.method,
-            "stages": stage_counts,
+    names, counts = np.unique(stage.astype(str), return_counts=True)
+    return rows, {
+        "customers": len(ids),
+        "edges": graph.n_edges,
+        "purchases": len(inputs.purchase_index),
+        "followers": int(np.count_nonzero(inputs.is_follower)),
+        "communities": len(communities),
+        "modularity": float(modularity),
+        "value_method": value.method,
+        "stages": dict(zip(names.tolist(), counts.tolist(), strict=True)),
+    }
+
+
+def _run(store: Store, settings: Settings, run_id: int, now: datetime, clock: StageTimer) -> dict[str, Any]:
+    inputs = load_inputs(store, settings, now=now, clock=clock)
+    rows, counts = score_arrays(inputs, settings, now=now, clock=clock)
+    with clock.stage("writing the snapshot"):
+        rows = _named(store, rows)
+        summary = {
+            **counts,
+            "other_currency_purchases": inputs.other_currency_purchases,
+            "timings": clock.timings,
         }
         written = snapshots.write_snapshot(
-            store,
-            run_id,
-            rows,
-            as_of=now,
-            previous=previous,
-            summary={**counts, "other_currency_purchases": other_currency, "timings": clock.timings},
+            store, run_id, rows, as_of=now, previous=inputs.previous, summary=summary
         )
         snapshots.prune_snapshots(store, settings.scoring.keep_snapshots)
     return {
@@ -373,30 +353,36 @@ def _run(store: Store, settings: Settings, run_id: int, now: datetime, clock: _C
     }
 
 
+def _named(store: Store, rows: snapshots.SnapshotRows) -> snapshots.SnapshotRows:
+    """The communities labelled after their first leader ("Li's circle")."""
+    with store.connect() as conn:
+        names = _names(conn, [c.leaders[0] for c in rows.communities if c.leaders])
+    communities = [
+        replace(c, label=f"{names.get(c.leaders[0]) or f'customer {c.leaders[0]}'}'s circle")
+        if c.leaders
+        else c
+        for c in rows.communities
+    ]
+    return replace(rows, communities=communities)
+
+
 def _community_rows(
-    store: Store, graph: SocialGraph, roles: Communities, resolution: float
+    graph: SocialGraph, roles: Communities, resolution: float
 ) -> list[snapshots.CommunityRow]:
-    """One row per community: size, bridges, modularity share, leaders (customer ids) and a label."""
+    """One row per community: size, bridges, modularity share and leaders (customer ids)."""
     labels = roles.labels
     shares = _modularity_shares(graph, labels, resolution)
     ids, sizes = np.unique(labels[labels >= 0], return_counts=True)
     bridge_ids, bridge_counts = np.unique(labels[(labels >= 0) & roles.bridges], return_counts=True)
     bridges = dict(zip(bridge_ids.tolist(), bridge_counts.tolist(), strict=True))
-    leaders = {int(c): graph.customer_ids[members].tolist() for c, members in roles.leaders.items()}
-    with store.connect() as conn:
-        names = _names(conn, [top[0] for top in leaders.values() if top])
-    rows = []
-    for community, size in zip(ids.tolist(), sizes.tolist(), strict=True):
-        top = leaders.get(community, [])
-        label = f"{names.get(top[0]) or f'customer {top[0]}'}'s circle" if top else f"community {community}"
-        rows.append(
-            snapshots.CommunityRow(
-                community_id=community,
-                size=size,
-                bridges=bridges.get(community, 0),
-                modularity_share=shares.get(community, 0.0),
-                leaders=[int(i) for i in top],
-                label=label,
-            )
+    return [
+        snapshots.CommunityRow(
+            community_id=community,
+            size=size,
+            bridges=bridges.get(community, 0),
+            modularity_share=shares.get(community, 0.0),
+            leaders=graph.customer_ids[roles.leaders.get(community, [])].tolist(),
+            label=f"community {community}",
         )
-    return rows
+        for community, size in zip(ids.tolist(), sizes.tolist(), strict=True)
+    ]
