@@ -357,6 +357,12 @@ class GroupCommit:
         self._queue: queue.Queue[tuple[tuple[InboundRecord, str, str, str], Future[Outcome]] | None] = (
             queue.Queue()
         )
+        dbapi = store.engine.dialect.dbapi
+        self._retryable: tuple[type[BaseException], ...] = (
+            sa.exc.IntegrityError,
+            sa.exc.OperationalError,
+            *((dbapi.IntegrityError, dbapi.OperationalError) if dbapi is not None else ()),
+        )
         self._thread = threading.Thread(target=self._run, name="scrm-inbound-writer", daemon=True)
         self._thread.start()
 
@@ -403,12 +409,12 @@ class GroupCommit:
                         conn.exec_driver_sql("BEGIN IMMEDIATE")  # take the write lock before reading
                     outcomes = write_inbound(conn, items)
                     conn.commit()
-            except (sa.exc.IntegrityError, sa.exc.OperationalError) as exc:
-                # a key claimed by another process at the same moment, a deadlock, a busy database
-                log.info("inbound group of %d conflicted (attempt %d): %s", len(items), attempt + 1, exc.orig)
-                error = exc
-                continue
             except Exception as exc:  # every waiting request must hear of it
+                if isinstance(exc, self._retryable):
+                    # a key claimed by another process at the same moment, a deadlock, a busy database
+                    log.info("inbound group of %d conflicted (attempt %d): %s", len(items), attempt + 1, exc)
+                    error = exc
+                    continue
                 log.exception("writing %d inbound records failed", len(items))
                 error = exc
                 break
