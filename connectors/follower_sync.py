@@ -21,11 +21,13 @@ nothing new writes nothing (its report says 0 new, 0 updated).
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any
+from queue import Full, Queue
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -52,6 +54,7 @@ __all__ = ["Progress", "SyncReport", "sync_followers", "sync_wechat"]
 Progress = Callable[[int, int], None]
 checkpoint_t = SyncCheckpoint.__table__  # type: ignore[attr-defined]
 FOLLOWERS, SHARES = "followers", "share_reads"
+T = TypeVar("T")
 
 
 @dataclass
@@ -208,6 +211,81 @@ def _pages_before(connector: Connector, cursor: str) -> Iterator[tuple[str, ...]
             return
 
 
+@dataclass(frozen=True)
+class _Batch:
+    """Profiles of ``ids``: the page starting at ``cursor``, up to position ``end`` in it."""
+
+    cursor: str | None
+    end: int
+    ids: tuple[str, ...]
+    profiles: list[FollowerProfile]
+    total: int
+
+
+@dataclass(frozen=True)
+class _PageEnd:
+    ids: tuple[str, ...]
+    next_cursor: str | None
+
+
+def _read(
+    connector: Connector, cursor: str | None, skip: int, batch_size: int
+) -> Iterator[_Batch | _PageEnd]:
+    """Pages of ids from ``cursor`` (less ``skip`` ids of the first) and their profiles, batch by batch."""
+    for page in connector.followers(cursor):
+        for start in range(skip, len(page.ids), batch_size):
+            chunk = page.ids[start : start + batch_size]
+            profiles = [p for batch in connector.profiles(chunk) for p in batch]
+            yield _Batch(cursor, start + len(chunk), chunk, profiles, page.total)
+        skip = 0
+        yield _PageEnd(page.ids, page.next_cursor)
+        cursor = page.next_cursor
+
+
+def _ahead(items: Iterator[T], depth: int = 2) -> Iterator[T]:
+    """Run ``items`` in a thread, up to ``depth`` items ahead: the next batch's requests are in flight
+    while this one is written. Its errors are raised here; leaving the loop stops the thread."""
+    queue: Queue[tuple[str, Any]] = Queue(depth)
+    stop = threading.Event()
+
+    def put(item: tuple[str, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                queue.put(item, timeout=0.05)
+                return True
+            except Full:
+                continue
+        return False
+
+    def run() -> None:
+        try:
+            for item in items:
+                if not put(("item", item)):
+                    break
+            else:
+                put(("done", None))
+        except BaseException as exc:  # handed to the consumer, raised there
+            put(("error", exc))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    thread = threading.Thread(target=run, name="scrm-sync-read", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, value = queue.get()
+            if kind == "done":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        thread.join()
+
+
 def _list(
     store: Store,
     conn: Connection,
@@ -228,33 +306,28 @@ def _list(
             present.update(ids)
     done = len(present) + skip
     analyzed_at = 1_000
-    for page in connector.followers(cursor):
-        present.update(page.ids)
-        ids = page.ids[skip:]
-        offset = skip
-        skip = 0
-        for start in range(0, len(ids), batch_size):
-            chunk = ids[start : start + batch_size]
-            profiles: list[FollowerProfile] = [p for batch in connector.profiles(chunk) for p in batch]
-            gone = [p.openid for p in profiles if not p.subscribed]
+    for item in _ahead(_read(connector, cursor, skip, batch_size)):
+        if isinstance(item, _PageEnd):
+            present.update(item.ids)
             with conn.begin():
-                report.add(write_profiles(conn, account, profiles, tag_ids))
-                state["cursor"], state["done"] = cursor, offset + start + len(chunk)
-                state["gone"].extend(gone)
+                state["cursor"], state["done"] = item.next_cursor, 0
+                if item.next_cursor is None:
+                    state["phase"] = "close"
                 checkpoint.save(conn)
-            report.followers += len(chunk) - len(gone)
-            done += len(chunk)
-            if progress is not None:
-                progress(done, max(page.total, done))
-            if done >= 2 * analyzed_at:  # keep the planner's statistics up with the growing tables
-                analyzed_at = done
-                store.analyze("identity", "customer", "follow", "customer_tag")
-        cursor = page.next_cursor
+            continue
+        gone = [p.openid for p in item.profiles if not p.subscribed]
         with conn.begin():
-            state["cursor"], state["done"] = cursor, 0
-            if cursor is None:
-                state["phase"] = "close"
+            report.add(write_profiles(conn, account, item.profiles, tag_ids))
+            state["cursor"], state["done"] = item.cursor, item.end
+            state["gone"].extend(gone)
             checkpoint.save(conn)
+        report.followers += len(item.ids) - len(gone)
+        done += len(item.ids)
+        if progress is not None:
+            progress(done, max(item.total, done))
+        if done >= 2 * analyzed_at:  # keep the planner's statistics up with the growing tables
+            analyzed_at = done
+            store.analyze("identity", "customer", "follow", "customer_tag")
     if state["phase"] != "close":  # the platform ended the list without a last page
         with conn.begin():
             state["phase"] = "close"
@@ -267,7 +340,7 @@ def _pull_shares(conn: Connection, connector: Connector, account: AccountRef) ->
         checkpoint = _Checkpoint(conn, account.id, SHARES)
     cursor = str(checkpoint.state.get("cursor", ""))
     added = 0
-    for page in connector.interactions(cursor):
+    for page in _ahead(connector.interactions(cursor)):
         with conn.begin():
             added += write_share_reads(conn, account, page.items)
             checkpoint.state["cursor"] = page.next_cursor

@@ -19,20 +19,47 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
 from connectors.base import FollowerProfile, ShareRead, TagInfo
+from connectors.bulk_rows import insert_rows
 from scrm.identity import KeyTuple, Merge, insert_ignoring_conflicts, resolve
-from scrm.models import CustomerTag, Follow, Identity, IdentityKind, Interaction, Relation, Tag, utcnow
+from scrm.models import CustomerTag, Follow, IdentityKind, Tag, utcnow
 
 __all__ = ["AccountRef", "BatchResult", "close_follows", "mirror_tags", "write_profiles", "write_share_reads"]
 
 follow_t = Follow.__table__  # type: ignore[attr-defined]
 tag_t = Tag.__table__  # type: ignore[attr-defined]
 customer_tag_t = CustomerTag.__table__  # type: ignore[attr-defined]
-relation_t = Relation.__table__  # type: ignore[attr-defined]
-interaction_t = Interaction.__table__  # type: ignore[attr-defined]
 
 #: the scene string of a follower's personal referral QR code: ``ref_<referrer's openid>``
 REFERRAL_PREFIX = "ref_"
 _CHUNK = 5_000
+_FOLLOW_COLUMNS = (
+    ("account_id", "int"),
+    ("customer_id", "int"),
+    ("subscribed_at", "timestamptz"),
+    ("scene", "text"),
+    ("channel", "text"),
+)
+_RELATION_COLUMNS = (
+    ("kind", "text"),
+    ("source_id", "int"),
+    ("target_id", "int"),
+    ("weight", "float8"),
+    ("count", "int"),
+    ("first_at", "timestamptz"),
+    ("last_at", "timestamptz"),
+)
+_CUSTOMER_TAG_COLUMNS = (("customer_id", "int"), ("tag_id", "int"), ("created_at", "timestamptz"))
+_INTERACTION_COLUMNS = (
+    ("platform", "text"),
+    ("external_id", "text"),
+    ("kind", "text"),
+    ("customer_id", "int"),
+    ("target_customer_id", "int"),
+    ("account_id", "int"),
+    ("occurred_at", "timestamptz"),
+    ("content", "text"),
+    ("channel", "text"),
+)
 
 
 @dataclass(frozen=True)
@@ -137,7 +164,7 @@ def write_profiles(
             )
         ):
             periods.setdefault(row.customer_id, []).append((row.id, row.subscribed_at, row.unsubscribed_at))
-    inserts: list[dict[str, Any]] = []
+    inserts: list[tuple[Any, ...]] = []
     changed: set[int] = set()  # customers already following whose stored data changed
     closes: list[dict[str, Any]] = []
     reopen: list[int] = []
@@ -153,15 +180,7 @@ def write_profiles(
             continue
         if stored and max(row[1] for row in stored) > since:
             continue  # an older subscribe time than one stored: nothing newer to record
-        inserts.append(
-            {
-                "account_id": account.id,
-                "customer_id": cid,
-                "subscribed_at": since,
-                "scene": p.scene[:64],
-                "channel": p.qr_scene_str[:128],
-            }
-        )
+        inserts.append((account.id, cid, since, p.scene[:64], p.qr_scene_str[:128]))
         periods[cid] = [*stored, (0, since, None)]
         if stored:
             result.resubscribed += 1
@@ -169,7 +188,7 @@ def write_profiles(
         else:
             result.new += 1
     if inserts:
-        conn.execute(insert_ignoring_conflicts(conn, follow_t), inserts)
+        insert_rows(conn, "follow", _FOLLOW_COLUMNS, inserts)
     if closes:
         conn.execute(
             sa.update(follow_t).where(f.id == sa.bindparam("fid")).values(unsubscribed_at=sa.bindparam("at")),
@@ -179,24 +198,19 @@ def write_profiles(
         conn.execute(sa.update(follow_t).where(f.id.in_(reopen)).values(unsubscribed_at=None))
 
     # Referrals: the follower (source) was referred by the owner of the QR code (target).
-    relations = []
+    relations: list[tuple[Any, ...]] = []
     for p, cid, ref in zip(profiles, cids, referrers, strict=True):
         if ref is None:
             continue
         target = next(referrer_ids)
         if target != cid:
             at = p.subscribe_time
-            relations.append(
-                {"kind": "referred_by", "source_id": cid, "target_id": target, "first_at": at, "last_at": at}
-            )
+            relations.append(("referred_by", cid, target, 1.0, 1, at, at))
     if relations:
-        inserted = conn.execute(
-            insert_ignoring_conflicts(conn, relation_t).returning(relation_t.c.id), relations
-        )
-        result.referrals = len(inserted.all())
+        result.referrals = insert_rows(conn, "relation", _RELATION_COLUMNS, relations)
 
     changed |= _mirror_customer_tags(conn, profiles, cids, tag_ids, result)
-    changed -= {row["customer_id"] for row in inserts}  # new periods are counted as new/resubscribed
+    changed -= {row[1] for row in inserts}  # new periods are counted as new/resubscribed
     result.updated = len(changed)
     return result
 
@@ -240,10 +254,7 @@ def _mirror_customer_tags(
     remove = [(cid, tid) for cid, tids in stored.items() for tid in sorted(tids - wanted.get(cid, set()))]
     if add:
         now = utcnow()
-        conn.execute(
-            insert_ignoring_conflicts(conn, customer_tag_t),
-            [{"customer_id": cid, "tag_id": tid, "created_at": now} for cid, tid in add],
-        )
+        insert_rows(conn, "customer_tag", _CUSTOMER_TAG_COLUMNS, [(cid, tid, now) for cid, tid in add])
     if remove:
         conn.execute(
             sa.delete(customer_tag_t).where(
@@ -258,17 +269,19 @@ def _mirror_customer_tags(
 
 def close_follows(conn: Connection, account: AccountRef, present: set[str], at: datetime) -> int:
     """Close the open follow periods of followers whose openid is not in ``present``; return how many."""
-    f, i = follow_t.c, Identity.__table__.c  # type: ignore[attr-defined]
-    rows = conn.execute(
-        sa.select(f.id, i.value)
-        .join_from(follow_t, Identity.__table__, i.customer_id == f.customer_id)  # type: ignore[attr-defined]
-        .where(
-            f.account_id == account.id,
-            f.unsubscribed_at.is_(None),
-            i.kind == IdentityKind.OPENID.value,
-            i.scope == account.scope,
+    f = follow_t.c
+    mark = "%s" if conn.dialect.name == "postgresql" else "?"
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:  # the driver's cursor: one row per follower, SQLAlchemy's row objects would cost more
+        cursor.execute(
+            "SELECT f.id, i.value FROM follow f JOIN identity i ON i.customer_id = f.customer_id "
+            f"WHERE f.account_id = {mark} AND f.unsubscribed_at IS NULL "
+            f"AND i.kind = {mark} AND i.scope = {mark}",
+            (account.id, IdentityKind.OPENID.value, account.scope),
         )
-    )
+        rows = cursor.fetchall()
+    finally:
+        cursor.close()
     openids: dict[int, list[str]] = {}
     for fid, openid in rows:
         openids.setdefault(fid, []).append(openid)
@@ -283,26 +296,21 @@ def write_share_reads(conn: Connection, account: AccountRef, reads: Sequence[Sha
     if not reads:
         return 0
     scope = account.scope
-    key_sets: list[tuple[KeyTuple, ...]] = []
-    for r in reads:
-        key_sets.append(((IdentityKind.OPENID.value, scope, r.sharer),))
-        key_sets.append(((IdentityKind.OPENID.value, scope, r.reader),))
-    ids = resolve(conn, key_sets, source=account.source).customer_ids
+    people = list(dict.fromkeys(o for r in reads for o in (r.sharer, r.reader)))
+    key_sets = [((IdentityKind.OPENID.value, scope, openid),) for openid in people]
+    customer = dict(zip(people, resolve(conn, key_sets, source=account.source).customer_ids, strict=True))
     rows = [
-        {
-            "platform": account.platform,
-            "external_id": r.id,
-            "kind": "share_read",
-            "customer_id": ids[2 * n],
-            "target_customer_id": ids[2 * n + 1],
-            "account_id": account.id,
-            "occurred_at": r.time,
-            "content": r.article,
-            "channel": "",
-        }
-        for n, r in enumerate(reads)
+        (
+            account.platform,
+            r.id,
+            "share_read",
+            customer[r.sharer],
+            customer[r.reader],
+            account.id,
+            r.time,
+            r.article,
+            "",
+        )
+        for r in reads
     ]
-    inserted = conn.execute(
-        insert_ignoring_conflicts(conn, interaction_t).returning(interaction_t.c.id), rows
-    )
-    return len(inserted.all())
+    return insert_rows(conn, "interaction", _INTERACTION_COLUMNS, rows)

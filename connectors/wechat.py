@@ -199,7 +199,7 @@ class WeChatConnector(Connector):
         result = self.api.call("tags/get", lambda c: c.tag.get())
         return [TagInfo(int(t["id"]), str(t["name"]), int(t.get("count", 0))) for t in result]
 
-    def interactions(self, cursor: str = "", *, limit: int = 1000) -> Iterator[InteractionPage]:
+    def interactions(self, cursor: str = "", *, limit: int = 5000) -> Iterator[InteractionPage]:
         """Reads through tracked share links: ``GET share_reads_url?cursor=C&limit=L``.
 
         The feed answers ``{"reads": [{"id", "article", "sharer", "reader", "time"}], "next_cursor",
