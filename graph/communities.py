@@ -121,6 +121,7 @@ def detect_communities(
     method: str = "leiden",
     engine: str = "auto",
     n_iterations: int = 2,
+    threads: int = 1,
 ) -> tuple[Int64Array, float]:
     """Find communities maximising modularity, reproducibly for a given seed.
 
@@ -135,10 +136,14 @@ def detect_communities(
     method
         ``"leiden"`` or ``"louvain"``.
     engine
-        ``"igraph"`` (``"auto"``), ``"networkit"`` (PLM for Louvain, with refinement for ``"leiden"``) or
-        ``"networkx"`` (Louvain only; the reference).
+        ``"networkit"`` (PLM, Staudt & Meyerhenke 2016: Louvain, with its refinement phase for
+        ``"leiden"``), ``"igraph"`` (Leiden or Louvain) or ``"networkx"`` (Louvain only; the
+        reference). ``"auto"`` takes networkit when installed, else igraph.
     n_iterations
         Leiden iterations on igraph (each may improve the partition; negative: until stable).
+    threads
+        Threads for networkit. More than one is faster but the result then depends on thread timing (not
+        reproducible), so the default is 1.
 
     Returns
     -------
@@ -161,6 +166,8 @@ def detect_communities(
        large networks", J. Stat. Mech. (2008) P10008.
     .. [2] V. A. Traag, L. Waltman and N. J. van Eck, "From Louvain to Leiden: guaranteeing well-connected
        communities", Scientific Reports 9, 5233 (2019).
+    .. [3] C. L. Staudt and H. Meyerhenke, "Engineering parallel algorithms for community detection in
+       massive networks", IEEE Trans. Parallel and Distributed Systems 27(1), 2016.
     """
     if method not in ("leiden", "louvain"):
         raise GraphError(f"method must be 'leiden' or 'louvain', not {method!r}")
@@ -174,7 +181,7 @@ def detect_communities(
     if name == "igraph":
         raw = _igraph(graph, seed, resolution, method, n_iterations)
     elif name == "networkit":
-        raw = _networkit(graph, seed, resolution, method)
+        raw = _networkit(graph, seed, resolution, method, threads)
     else:
         if method != "louvain":
             raise GraphError("networkx runs Louvain only: use method='louvain' or another engine")
@@ -205,18 +212,18 @@ def _igraph(graph: SocialGraph, seed: int, resolution: float, method: str, n_ite
     return np.asarray(part.membership, dtype=np.int64)
 
 
-def _networkit(graph: SocialGraph, seed: int, resolution: float, method: str) -> Int64Array:
+def _networkit(graph: SocialGraph, seed: int, resolution: float, method: str, threads: int) -> Int64Array:
     import networkit as nk
 
     g = to_networkit(graph, directed=False)
-    nk.engineering.setSeed(seed, False)
-    threads = nk.engineering.getMaxNumberOfThreads()
-    nk.engineering.setNumberOfThreads(1)  # one thread: the result must not depend on scheduling
+    previous = nk.engineering.getMaxNumberOfThreads()
+    nk.engineering.setNumberOfThreads(max(1, threads))
+    nk.engineering.setSeed(seed, False)  # after the thread count, which resets the per-thread generators
     try:
         plm = nk.community.PLM(g, refine=method == "leiden", gamma=resolution)
         plm.run()
     finally:
-        nk.engineering.setNumberOfThreads(threads)
+        nk.engineering.setNumberOfThreads(previous)
     return np.asarray(plm.getPartition().getVector(), dtype=np.int64)
 
 
@@ -287,7 +294,9 @@ def stabilize_labels(
     new_c, prev_c = lab[common], old_lab[pos[common]]
     mapping: dict[int, int] = {}
     if new_c.shape[0]:
-        pairs, both = np.unique(np.stack((new_c, prev_c)), axis=1, return_counts=True)
+        span = int(prev_c.max()) + 1
+        keys, both = np.unique(new_c * span + prev_c, return_counts=True)
+        pairs = np.stack((keys // span, keys % span))
         new_u, new_size = np.unique(new_c, return_counts=True)
         old_u, old_size = np.unique(prev_c, return_counts=True)
         n_size = new_size[np.searchsorted(new_u, pairs[0])]
@@ -370,12 +379,12 @@ def community_roles(
     node = np.concatenate((und.row, und.col)).astype(np.int64)
     other = np.concatenate((lab[und.col], lab[und.row]))
     weight = np.concatenate((und.data, und.data))
-    key_max = int(lab.max(initial=-1)) + 2
-    keys = node * key_max + (other + 1)
-    uniq, inverse = np.unique(keys, return_inverse=True)
-    per = np.bincount(inverse, weights=weight)
-    owner = uniq // key_max
-    frac = per / strength[owner]
+    columns = int(lab.max(initial=-1)) + 2
+    # node x community matrix of tie weight (column 0: customers without community); CSR sums duplicates.
+    per = sp.csr_array((weight, (node, other + 1)), shape=(n, columns))
+    per.sum_duplicates()
+    owner = np.repeat(np.arange(n), np.diff(per.indptr))
+    frac = per.data / strength[owner]
     bridge_score = 1.0 - np.bincount(owner, weights=frac**2, minlength=n)
     bridge_score[strength == 0] = 0.0
     bridge_score = np.clip(bridge_score, 0.0, 1.0)

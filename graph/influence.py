@@ -26,12 +26,9 @@ def _transition(graph: SocialGraph) -> tuple[sp.csr_array, npt.NDArray[np.intp]]
     """``P^T`` (row v holds the shares v receives) and the indices of the dangling nodes."""
     n = graph.n_nodes
     out = np.bincount(graph.src, weights=graph.weight, minlength=n)
-    share = graph.weight / out[graph.src]
-    order = np.argsort(graph.dst, kind="stable")
-    counts = np.bincount(graph.dst, minlength=n)
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(counts, out=indptr[1:])
-    pt = sp.csr_array((share[order], graph.src[order], indptr), shape=(n, n))
+    csr = graph.to_csr()
+    shares = sp.csr_array((graph.weight / out[graph.src], csr.indices, csr.indptr), shape=(n, n))
+    pt = sp.csr_array(shares.T.tocsr())  # a transpose in O(edges), no sort
     return pt, np.flatnonzero(out == 0)
 
 

@@ -121,11 +121,13 @@ def test_our_modularity_equals_networkx_modularity() -> None:
     )
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("method", ["leiden", "louvain"])
-def test_same_seed_same_labels(method: str) -> None:
+def test_same_seed_same_labels(method: str, engine: str) -> None:
     g, _ = gml("polbooks.gml")
-    first, q1 = detect_communities(g, seed=5, method=method)
-    again, q2 = detect_communities(g, seed=5, method=method)
+    first, q1 = detect_communities(g, seed=5, method=method, engine=engine)
+    detect_communities(g, seed=6, method=method, engine=engine, threads=2)  # other state in between
+    again, q2 = detect_communities(g, seed=5, method=method, engine=engine)
     assert first.tolist() == again.tolist() and q1 == q2
 
 

@@ -42,14 +42,14 @@ def test_cycles_do_not_count_a_customer_in_their_own_audience() -> None:
     direct, two_hop = reach(g)
     assert direct.tolist() == [1, 1, 1]
     assert two_hop.tolist() == [2, 2, 2]
-    direct, sketched = reach(g, exact_limit=0)
+    direct, sketched = reach(g, exact_limit=0, exact_path_limit=0)
     assert sketched.tolist() == [2, 2, 2]
 
 
 def test_sketch_estimates_within_the_stated_error() -> None:
     g = random_graph(20_000, 120_000, seed=5)
     direct, exact = reach(g)
-    direct_s, estimate = reach(g, exact_limit=0, seed=1, registers=128)
+    direct_s, estimate = reach(g, exact_limit=0, exact_path_limit=0, seed=1, registers=128)
     assert direct_s.tolist() == direct.tolist()  # the direct audience is always exact
     big = exact >= 50
     assert big.sum() > 1000
@@ -63,8 +63,20 @@ def test_sketch_estimates_within_the_stated_error() -> None:
 
 def test_sketch_is_reproducible_for_a_seed() -> None:
     g = random_graph(3000, 15000, seed=2)
-    a = reach(g, exact_limit=0, seed=9)[1]
-    assert reach(g, exact_limit=0, seed=9)[1].tolist() == a.tolist()
+    a = reach(g, exact_limit=0, exact_path_limit=0, seed=9)[1]
+    assert reach(g, exact_limit=0, exact_path_limit=0, seed=9)[1].tolist() == a.tolist()
+
+
+def test_above_exact_limit_the_cheapest_audiences_stay_exact() -> None:
+    g = random_graph(5000, 30000, seed=8)
+    _, exact = reach(g)
+    _, mixed = reach(g, exact_limit=0, exact_path_limit=40_000)
+    same = mixed == exact
+    assert 0.5 < same.mean() < 1.0
+    # The estimated ones are the widest audiences.
+    assert exact[~same].min() >= np.median(exact)
+    rel = np.abs(mixed[~same] - exact[~same]) / exact[~same]
+    assert rel.mean() < 2 * 1.04 / np.sqrt(128)
 
 
 def test_hll_estimate_of_known_sets() -> None:
