@@ -105,6 +105,15 @@ class CampaignSettings(_Section):
     max_messages_per_week: int = Field(2, ge=0)
     quiet_hours_start: str = Field("22:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
     quiet_hours_end: str = Field("08:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    folder: str = "campaigns.d"
+    concurrency: int = Field(8, ge=1, le=64)
+    template_quota_per_day: int = Field(100_000, ge=0)
+    mass_per_follower_month: int = Field(4, ge=0)
+    send_retries: int = Field(3, ge=0, le=20)
+    backoff_seconds: float = Field(0.5, ge=0, le=600)
+    lease_seconds: float = Field(300.0, gt=0)
+    misfire_grace_seconds: int = Field(3600, ge=1)
+    trigger_interval_seconds: int = Field(60, ge=1)
 
 
 class SyncSettings(_Section):

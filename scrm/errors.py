@@ -15,6 +15,7 @@ do about it::
     ├── NotFound(LookupError)       a customer, account ... that does not exist
     │   └── NoScores                no score snapshot yet: run `scrm score`
     ├── TemplateError               a message template cannot be rendered (syntax, undefined, sandbox)
+    ├── CampaignError(ValueError)   a campaign or segment file is invalid (names file and line)
     └── ConnectorError              a platform answered with an error
         ├── TokenRejected           credentials or access token refused
         ├── RateLimited             a quota or frequency limit was hit (retry later)
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 __all__ = [
     "CallbackRejected",
+    "CampaignError",
     "ConfigError",
     "ConnectorError",
     "GraphError",
@@ -123,3 +125,7 @@ class SignatureRejected(CallbackRejected):
 
 class TemplateError(ScrmError):
     """A message template cannot be rendered: unknown, bad syntax, an undefined name, a sandbox violation."""
+
+
+class CampaignError(ScrmError, ValueError):
+    """A campaign or segment file is invalid (names the file and line), or a campaign cannot run."""

@@ -24,12 +24,14 @@ from sqlmodel import Field, SQLModel
 
 __all__ = [
     "Account",
+    "CampaignRun",
     "ChurnWarning",
     "Community",
     "Customer",
     "CustomerMerge",
     "CustomerScore",
     "CustomerTag",
+    "Delivery",
     "Follow",
     "FollowerActivity",
     "Identity",
@@ -413,3 +415,60 @@ class FollowerActivity(SQLModel, table=True):
     )
     last_action_at: datetime = _time()
     last_action_kind: str = Field(max_length=32)
+
+
+class CampaignRun(SQLModel, table=True):
+    """One run of a campaign, unique by ``run_key`` (the campaign's name and its scheduled time or event).
+
+    Two processes firing the same run meet on the key: one inserts it (and its planned deliveries, in
+    the same transaction), the other finds it. ``status``: ``sending`` while deliveries are due or in
+    flight, ``done`` when none is left. ``summary`` is JSON (counts per outcome, trigger cursor).
+    """
+
+    __tablename__ = "campaign_run"
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_key: str = Field(max_length=200, unique=True)
+    campaign: str = Field(max_length=100, index=True)
+    scheduled_for: datetime = _time()
+    started_at: datetime = _time(default=True)
+    finished_at: datetime | None = _time(nullable=True)
+    status: str = Field(default="sending", max_length=16)
+    summary: str = Field(default="{}", sa_column=sa.Column(sa.Text, nullable=False, default="{}"))
+
+
+class Delivery(SQLModel, table=True):
+    """One customer in one campaign run: planned, then sent once (or skipped, failed, held out).
+
+    Unique per (run, customer). ``status``: ``planned`` (due at ``due_at``), ``sending`` (claimed by a
+    dispatcher, the request may be in flight), ``sent``, ``unknown`` (was ``sending`` when its
+    dispatcher died: maybe delivered, never sent again automatically), ``failed``, ``skipped``
+    (``reason`` says why), ``control`` (held out). ``channel``: ``text`` (customer-service message),
+    ``template``, ``mass``, ``tag``, ``untag``. ``payload`` is the rendered message (JSON); ``batch``
+    groups the deliveries of one mass send (its clientmsgid is derived from run key and batch).
+    """
+
+    __table_args__ = (
+        sa.UniqueConstraint("run_id", "customer_id"),
+        sa.Index("ix_delivery_run_status", "run_id", "status"),
+        sa.Index("ix_delivery_customer_sent", "customer_id", "sent_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = _fk("campaign_run.id", index=False)
+    customer_id: int = Field(sa_column=sa.Column(sa.Integer, nullable=False))
+    openid: str = Field(default="", max_length=128)
+    variant: str = Field(default="", max_length=32)
+    channel: str = Field(default="", max_length=16)
+    status: str = Field(default="planned", max_length=16)
+    reason: str = Field(default="", max_length=64)
+    error: str = Field(default="", sa_column=sa.Column(sa.Text, nullable=False, default=""))
+    errcode: int | None = Field(default=None, sa_column=sa.Column(sa.Integer, nullable=True))
+    payload: str = Field(default="", sa_column=sa.Column(sa.Text, nullable=False, default=""))
+    batch: int = Field(default=0, sa_column=sa.Column(sa.Integer, nullable=False, default=0))
+    msg_id: str = Field(default="", max_length=64)
+    attempts: int = Field(default=0, sa_column=sa.Column(sa.Integer, nullable=False, default=0))
+    owner: str = Field(default="", max_length=128)
+    due_at: datetime = _time()
+    claimed_at: datetime | None = _time(nullable=True)
+    sent_at: datetime | None = _time(nullable=True)

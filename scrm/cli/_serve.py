@@ -38,6 +38,11 @@ def serve(ctx: Context, host: str, port: int, workers: int, log_level: str) -> N
         os.environ["SCRM_CONFIG"] = str(settings.source)  # the worker processes load the same file
     for name in names:
         console.print(f"callback URL of account {name}: http://{host}:{port}/wechat/{name}")
+    from campaigns.scheduler import start_scheduler  # scheduled and triggered campaigns (issue 6)
+
+    scheduler = start_scheduler(ctx.store, settings)
+    if scheduler is not None:
+        console.print(f"campaign scheduler: {len(scheduler.get_jobs())} jobs, persisted in the store")
     uvicorn.run(
         "scrm.web.app:app_from_env",
         factory=True,
