@@ -24,6 +24,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from queue import Full, Queue
@@ -55,6 +56,8 @@ Progress = Callable[[int, int], None]
 checkpoint_t = SyncCheckpoint.__table__  # type: ignore[attr-defined]
 FOLLOWERS, SHARES = "followers", "share_reads"
 T = TypeVar("T")
+#: SQLite page cache during a sync, in KiB (the default is 2,000)
+_SQLITE_CACHE_KIB = 131_072
 
 
 @dataclass
@@ -166,7 +169,7 @@ def sync_followers(
     """Sync one account through ``connector``; see the module docstring for the phases."""
     started = time.perf_counter()
     report = SyncReport(account=name)
-    with store.bulk() as conn:
+    with store.bulk() as conn, _page_cache(conn):
         with conn.begin():
             checkpoint = _Checkpoint(conn, account.id, FOLLOWERS)
             state = checkpoint.state
@@ -201,6 +204,28 @@ def sync_followers(
     store.analyze("identity", "customer", "follow", "customer_tag", "interaction")
     report.seconds = time.perf_counter() - started
     return report
+
+
+@contextmanager
+def _page_cache(conn: Connection) -> Iterator[None]:
+    """On SQLite, a page cache that holds the identity and follow indexes while the sync runs.
+
+    Openids are random strings, so every lookup and insert lands on a random index page; with
+    SQLite's default 2 MB cache a 100,000-follower sync spent half its time re-reading pages.
+    """
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    before = conn.exec_driver_sql("PRAGMA cache_size").scalar()
+    conn.exec_driver_sql(f"PRAGMA cache_size = -{_SQLITE_CACHE_KIB}")
+    conn.commit()
+    try:
+        yield
+    finally:
+        if conn.in_transaction():
+            conn.rollback()
+        conn.exec_driver_sql(f"PRAGMA cache_size = {int(before or -2000)}")
+        conn.commit()
 
 
 def _pages_before(connector: Connector, cursor: str) -> Iterator[tuple[str, ...]]:
