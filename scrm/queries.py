@@ -18,6 +18,7 @@ from scrm.models import (
     Identity,
     Interaction,
     Purchase,
+    Relation,
     Tag,
 )
 from scrm.store import Store
@@ -143,6 +144,18 @@ def _rows(conn: sa.Connection, query: sa.Select[Any]) -> list[dict[str, Any]]:
     return [dict(row._mapping) for row in conn.execute(query)]
 
 
+def _acquisition(follows: list[dict[str, Any]], referred_by: int | None, referred: int) -> dict[str, Any]:
+    """How the customer came: the channel and scene of their first follow, who referred them."""
+    first = follows[0] if follows else None
+    return {
+        "channel": first["channel"] if first else "",
+        "scene": first["scene"] if first else "",
+        "account": first["account"] if first else None,
+        "referred_by": referred_by,
+        "referred": referred,
+    }
+
+
 def customer_record(store: Store, customer_id: int, *, limit: int = 50) -> dict[str, Any]:
     """Everything stored about one customer: identities (with merges), follows, tags,
     the latest interactions and purchases, and purchase totals per currency.
@@ -186,6 +199,13 @@ def customer_record(store: Store, customer_id: int, *, limit: int = 50) -> dict[
             .where(f.customer_id == cid)
             .order_by(f.subscribed_at),
         )
+        r = Relation.__table__.c  # type: ignore[attr-defined]
+        referred_by = conn.execute(
+            sa.select(r.target_id).where(r.kind == "referred_by", r.source_id == cid).order_by(r.first_at)
+        ).scalar()
+        referred = conn.execute(
+            sa.select(sa.func.count()).where(r.kind == "referred_by", r.target_id == cid)
+        ).scalar_one()
         t, ct = Tag.__table__.c, CustomerTag.__table__.c  # type: ignore[attr-defined]
         tags = list(
             conn.execute(
@@ -228,6 +248,7 @@ def customer_record(store: Store, customer_id: int, *, limit: int = 50) -> dict[
         "identities": identities,
         "merges": merges,
         "follows": follows,
+        "acquisition": _acquisition(follows, referred_by, int(referred)),
         "tags": tags,
         "purchase_totals": totals,
         "purchases": purchases,

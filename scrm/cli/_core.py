@@ -211,6 +211,15 @@ def customer(obj: Context, customer_id: int, limit: int, as_json: bool) -> None:
         console.print(f"(customer {record['merged_from']} was merged into this one)")
     if record["opted_out_at"]:
         console.print(f"Opted out at {when(record['opted_out_at'])}", highlight=False)
+    came = record["acquisition"]
+    if came["account"] is not None:
+        how = f"channel {came['channel']}" if came["channel"] else "no channel"
+        referrer = f", referred by customer {came['referred_by']}" if came["referred_by"] else ""
+        console.print(
+            f"Acquired: {how} ({came['scene'] or 'scene unknown'}) on {came['account']}{referrer}; "
+            f"referred {came['referred']} follower(s)",
+            highlight=False,
+        )
     sections: list[tuple[str, list[str], list[list[str]]]] = [
         (
             "Identities",

@@ -416,3 +416,32 @@ def test_cli_prints_a_summary_and_json(tmp_path: Path, store: Store, sim: Simula
     assert data["followers"] == len(sim.state.subscribed())
     unknown = runner.invoke(cli, ["--config", str(settings.source), "sync", "wechat", "--account", "nope"])
     assert unknown.exit_code == 1 and "no WeChat account 'nope'" in unknown.output
+
+
+def test_customer_shows_acquisition_channel_referrer_and_tags(
+    tmp_path: Path, store: Store, sim: SimulatorServer
+) -> None:
+    settings = settings_for(tmp_path, store, sim)
+    sync_wechat(store, settings)
+    pop = sim.population
+    live = truth(pop, sim.clock.now())["followers"]
+    tagged = {pop.openids[i] for who in pop.tag_members.values() for i in who}
+    openid = next(o for o in live if pop.qr_scene_str[pop.index[o]].startswith("ref_") and o in tagged)
+    referrer = pop.qr_scene_str[pop.index[openid]][4:]
+    i = Identity.__table__.c  # type: ignore[attr-defined]
+    with store.connect() as conn:
+        ids = dict(
+            conn.execute(sa.select(i.value, i.customer_id).where(i.value.in_([openid, referrer]))).all()
+        )
+    runner = CliRunner()
+    shown = runner.invoke(cli, ["--config", str(settings.source), "customer", str(ids[openid]), "--json"])
+    assert shown.exit_code == 0, shown.output
+    record = json.loads(shown.output)
+    assert record["acquisition"]["channel"] == f"ref_{referrer}"
+    assert record["acquisition"]["scene"] == pop.scene[pop.index[openid]]
+    assert record["acquisition"]["referred_by"] == ids[referrer]
+    expected_tags = sorted(pop.tags[t] for t, who in pop.tag_members.items() if pop.index[openid] in who)
+    assert record["tags"] == expected_tags
+    text = runner.invoke(cli, ["--config", str(settings.source), "customer", str(ids[openid])])
+    assert f"Acquired: channel ref_{referrer}" in text.output
+    assert f"referred by customer {ids[referrer]}" in text.output
