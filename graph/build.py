@@ -15,7 +15,7 @@ are summed. Self-loops are dropped: attention to oneself says nothing about infl
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -283,11 +283,14 @@ def _epoch_seconds(conn: sa.Connection, column: str) -> str:
 
 
 def _fetch(conn: sa.Connection, sql: str, params: Mapping[str, Any], ncols: int) -> list[npt.NDArray[Any]]:
-    rows: Sequence[Any] = conn.execute(sa.text(sql), dict(params)).all()
-    if not rows:
-        return [np.zeros(0) for _ in range(ncols)]
-    table = np.array(rows, dtype=np.float64).reshape(len(rows), ncols)
-    return [table[:, i] for i in range(ncols)]
+    """Columns of a numeric query as float64 arrays, read from the driver's cursor (no Row objects:
+    numpy converts a million SQLAlchemy rows in over a minute, plain tuples in a fraction of a second)."""
+    result = conn.execute(sa.text(sql), dict(params))
+    rows = result.cursor.fetchall() if result.cursor is not None else []
+    result.close()
+    flat = np.fromiter((v for row in rows for v in row), dtype=np.float64, count=len(rows) * ncols)
+    table = flat.reshape(len(rows), ncols)
+    return [table[:, i].copy() for i in range(ncols)]
 
 
 def load_graph(
