@@ -28,12 +28,14 @@ __all__ = [
     "ChurnWarning",
     "Community",
     "Customer",
+    "CustomerGroup",
     "CustomerMerge",
     "CustomerScore",
     "CustomerTag",
     "Delivery",
     "Follow",
     "FollowerActivity",
+    "GroupMembership",
     "Identity",
     "IdentityKind",
     "InboundMessage",
@@ -41,6 +43,7 @@ __all__ = [
     "Purchase",
     "Relation",
     "ScoreRun",
+    "StaffContact",
     "StageChange",
     "SyncCheckpoint",
     "Tag",
@@ -106,6 +109,8 @@ class IdentityKind(enum.StrEnum):
     UNIONID = "unionid"
     PHONE = "phone"
     EMAIL = "email"
+    #: a WeCom external_userid, scoped to the corpid (like an openid to its appid)
+    WECOM_EXTERNAL = "wecom_external"
 
 
 class Account(SQLModel, table=True):
@@ -472,3 +477,66 @@ class Delivery(SQLModel, table=True):
     due_at: datetime = _time()
     claimed_at: datetime | None = _time(nullable=True)
     sent_at: datetime | None = _time(nullable=True)
+
+
+class CustomerGroup(SQLModel, table=True):
+    """A customer group (WeCom 客户群) of one of our accounts: a community run by a staff member.
+
+    ``external_id`` is the platform's id (WeCom ``chat_id``), ``owner`` the staff member's userid,
+    ``created_at`` when the group was made on the platform, ``dismissed_at`` when it was last seen gone.
+    """
+
+    __tablename__ = "customer_group"
+    __table_args__ = (sa.UniqueConstraint("account_id", "external_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = _fk("account.id", index=False)
+    platform: str = Field(max_length=32)
+    external_id: str = Field(max_length=128)
+    name: str = Field(default="", max_length=200)
+    owner: str = Field(default="", max_length=128)
+    created_at: datetime = _time()
+    dismissed_at: datetime | None = _time(nullable=True)
+
+
+class GroupMembership(SQLModel, table=True):
+    """One stay of a customer in a customer group: joined, and left (history kept, like a follow).
+
+    ``join_scene`` is the platform's code (WeCom: 1 invited directly, 2 by link, 3 by QR code);
+    who invited them is ``invited_by_id`` when the inviter is a customer, ``invited_by_staff`` (a
+    userid) when it is a staff member.
+    """
+
+    __tablename__ = "group_membership"
+    __table_args__ = (sa.UniqueConstraint("group_id", "customer_id", "joined_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    group_id: int = _fk("customer_group.id", index=False)
+    customer_id: int = _fk("customer.id")
+    joined_at: datetime = _time()
+    left_at: datetime | None = _time(nullable=True)
+    join_scene: int = Field(default=0, sa_column=sa.Column(sa.Integer, nullable=False, default=0))
+    invited_by_id: int | None = _fk("customer.id", nullable=True, index=False, ondelete="SET NULL")
+    invited_by_staff: str = Field(default="", max_length=128)
+
+
+class StaffContact(SQLModel, table=True):
+    """A staff member of one of our accounts who has the customer as a contact (WeCom 外部联系人).
+
+    ``add_way`` is how they were added (the platform's code), ``state`` the channel (WeCom: the
+    ``state`` of the contact-way QR code scanned). ``removed_at`` / ``removed_by`` (``staff`` or
+    ``customer``) when either side deleted the other; a later re-add is a new row.
+    """
+
+    __tablename__ = "staff_contact"
+    __table_args__ = (sa.UniqueConstraint("account_id", "customer_id", "staff", "added_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = _fk("account.id", index=False)
+    customer_id: int = _fk("customer.id")
+    staff: str = Field(max_length=128)
+    added_at: datetime = _time()
+    add_way: int = Field(default=0, sa_column=sa.Column(sa.Integer, nullable=False, default=0))
+    state: str = Field(default="", max_length=128, index=True)
+    removed_at: datetime | None = _time(nullable=True)
+    removed_by: str = Field(default="", max_length=16)
