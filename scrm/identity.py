@@ -24,11 +24,13 @@ from scrm.models import (
     CustomerMerge,
     CustomerTag,
     Follow,
+    GroupMembership,
     Identity,
     IdentityKind,
     Interaction,
     Purchase,
     Relation,
+    StaffContact,
     utcnow,
 )
 
@@ -43,6 +45,13 @@ __all__ = [
 ]
 
 _CHUNK = 5_000  # bound parameters per IN (...) query; SQLite allows 32,766
+
+#: the platform an identity key belongs to (global keys such as phone and email: none)
+_PLATFORMS: dict[str, str] = {
+    IdentityKind.OPENID: "wechat",
+    IdentityKind.UNIONID: "wechat",
+    IdentityKind.WECOM_EXTERNAL: "wecom",
+}
 
 identity_t = Identity.__table__  # type: ignore[attr-defined]
 customer_t = Customer.__table__  # type: ignore[attr-defined]
@@ -328,7 +337,7 @@ def resolve(
                 k[0],
                 k[1],
                 k[2],
-                "wechat" if k[0] in (IdentityKind.OPENID, IdentityKind.UNIONID) else "",
+                _PLATFORMS.get(k[0], ""),
                 accounts.get(k[1]),
                 source,
             )
@@ -351,6 +360,9 @@ def merge_customers(conn: Connection, kept: int, merged: int, *, key: Key, reaso
         (Interaction, "customer_id"),
         (Interaction, "target_customer_id"),
         (Follow, "customer_id"),
+        (GroupMembership, "customer_id"),
+        (GroupMembership, "invited_by_id"),
+        (StaffContact, "customer_id"),
     ]
     for model, column in simple:
         table = model.__table__  # type: ignore[attr-defined]
