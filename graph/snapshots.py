@@ -60,6 +60,8 @@ SCORE_COLUMNS = tuple(c.name for c in score_t.columns if c.name not in ("run_id"
 _NULLABLE = frozenset(c.name for c in score_t.columns if c.nullable)
 _LOCK_KEY = 0x5C0_4E  # PostgreSQL advisory lock of the snapshot writer
 _REASON_LENGTH = change_t.c.reason.type.length
+#: stages whose reasons are stored on a customer's first scoring too (see write_snapshot)
+_WHY_ON_FIRST_ENTRY = frozenset({"at_risk", "won_back", "loyal"})
 
 
 @dataclass(frozen=True)
@@ -267,6 +269,22 @@ def _lock(conn: Connection, run_id: int, previous_run_id: int | None) -> None:
         )
 
 
+class _ReasonCache:
+    """Each customer's reasons built once (the stage change and the churn warning share them)."""
+
+    def __init__(self, reasons: Sequence[Sequence[str]]) -> None:
+        self._reasons = reasons
+        self._done: dict[int, list[str]] = {}
+
+    def get(self, index: int) -> list[str]:
+        if index not in self._done:
+            self._done[index] = list(self._reasons[index])
+        return self._done[index]
+
+    def text(self, index: int) -> str:
+        return "; ".join(self.get(index))[:_REASON_LENGTH]
+
+
 def write_snapshot(
     store: Store,
     run_id: int,
@@ -276,10 +294,24 @@ def write_snapshot(
     previous: Previous,
     summary: Mapping[str, Any],
 ) -> WriteResult:
-    """Write a run's snapshot, stage changes and churn warnings, and mark it ``done``, atomically."""
+    """Write a run's snapshot, stage changes and churn warnings, and mark it ``done``, atomically.
+
+    A stage change keeps the reasons of the new stage, except on a customer's first scoring into
+    prospect, new, active or churned (their reason is plain from the snapshot: never bought, one
+    purchase, how many and how long ago), which spares the first run a million sentences.
+    """
     ids = rows.customer_ids.astype(np.int64)
     old_stage = previous.stages_for(ids)
     changed = np.flatnonzero(old_stage != rows.stage)
+    reasons = _ReasonCache(rows.reasons)
+    # Sentences cost microseconds each: on a customer's first scoring they are kept only where the
+    # stage's "why" is not plain from the scores themselves (a million first entries otherwise).
+    keep = (old_stage[changed] != "") | np.isin(rows.stage[changed], list(_WHY_ON_FIRST_ENTRY))
+    when = utc_text(as_of) if store.dialect == "sqlite" else as_of
+    changes = [
+        (int(ids[i]), old_stage[i], rows.stage[i], when, run_id, reasons.text(i) if k else "")
+        for i, k in zip(changed.tolist(), keep.tolist(), strict=True)
+    ]
     with store.connect() as conn:
         _lock(conn, run_id, previous.run_id)
         columns = [[run_id] * len(ids), ids.tolist()]
@@ -301,24 +333,9 @@ def write_snapshot(
                     for c in rows.communities
                 ],
             )
-        when = _time_value(conn, as_of)
-        bulk_insert(
-            conn,
-            change_t,
-            ("customer_id", "from_stage", "to_stage", "changed_at", "run_id", "reason"),
-            (
-                (
-                    int(ids[i]),
-                    old_stage[i],
-                    rows.stage[i],
-                    when,
-                    run_id,
-                    "; ".join(rows.reasons[i])[:_REASON_LENGTH],
-                )
-                for i in changed.tolist()
-            ),
-        )
-        new_warnings, resolved = _update_warnings(conn, run_id, ids, rows, as_of)
+        columns_changed = ("customer_id", "from_stage", "to_stage", "changed_at", "run_id", "reason")
+        bulk_insert(conn, change_t, columns_changed, changes)
+        new_warnings, resolved = _update_warnings(conn, run_id, ids, rows, reasons, as_of)
         result = WriteResult(len(changed), new_warnings, resolved)
         full_summary = {
             **summary,
@@ -335,7 +352,7 @@ def write_snapshot(
 
 
 def _update_warnings(
-    conn: Connection, run_id: int, ids: np.ndarray, rows: SnapshotRows, as_of: datetime
+    conn: Connection, run_id: int, ids: np.ndarray, rows: SnapshotRows, reasons: _ReasonCache, as_of: datetime
 ) -> tuple[int, int]:
     """Resolve the open warnings of customers no longer at risk; open one for each newly at risk.
 
@@ -359,7 +376,7 @@ def _update_warnings(
         conn,
         warning_t,
         ("customer_id", "run_id", "created_at", "reasons"),
-        ((int(ids[i]), run_id, when, json.dumps(list(rows.reasons[i]))) for i in new.tolist()),
+        ((int(ids[i]), run_id, when, json.dumps(reasons.get(i))) for i in new.tolist()),
     )
     return len(new), int(resolved)
 

@@ -246,7 +246,7 @@ def test_a_second_run_keeps_community_ids_and_records_stage_changes(
     assert all(w["reasons"] for w in warnings)
     explained = scrm_json(runner, config, "explain", str(fan0))
     assert [h["stage"] for h in explained["history"]] == ["new", "prospect"]
-    assert explained["stage_from"] == "prospect"
+    assert explained["stage_from"] == "prospect" and "first purchase" in explained["stage_reason"]
 
 
 def _with(settings: Settings, **scoring: Any) -> Settings:
