@@ -20,9 +20,14 @@ __all__ = ["insert_rows"]
 
 
 def _utc_text(moment: datetime) -> str:
+    """The text SQLAlchemy's SQLite DateTime stores: UTC, no offset, microseconds.
+
+    >>> _utc_text(datetime(2026, 5, 1, 12, 0, tzinfo=UTC))
+    '2026-05-01 12:00:00.000000'
+    """
     if moment.tzinfo is not UTC:
         moment = moment.astimezone(UTC)
-    return moment.replace(tzinfo=None).isoformat(" ", "microseconds")
+    return moment.isoformat(" ", "microseconds")[:26]  # less "+00:00"
 
 
 def insert_rows(
@@ -49,13 +54,26 @@ def insert_rows(
             )
         else:
             times = [k for k, (_, kind) in enumerate(columns) if kind == "timestamptz"]
+            params: Sequence[Sequence[Any]] = rows
             if times:
-                rows = [
-                    tuple(_utc_text(v) if k in times and v is not None else v for k, v in enumerate(row))
-                    for row in rows
-                ]
+                # rows of a batch share times (created_at; first_at = last_at): convert each once
+                texts: dict[datetime, str] = {}
+                converted = []
+                for row in rows:
+                    values = list(row)
+                    for k in times:
+                        moment = values[k]
+                        if moment is not None:
+                            text = texts.get(moment)
+                            if text is None:
+                                text = texts[moment] = _utc_text(moment)
+                            values[k] = text
+                    converted.append(values)
+                params = converted
             marks = ", ".join("?" * len(columns))
-            cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks}) ON CONFLICT DO NOTHING", rows)
+            cursor.executemany(
+                f"INSERT INTO {table} ({names}) VALUES ({marks}) ON CONFLICT DO NOTHING", params
+            )
         return int(cursor.rowcount)
     finally:
         cursor.close()

@@ -12,6 +12,9 @@ shares one ``requests.Session`` and an unlocked token refresh between threads. H
   :class:`~scrm.errors.RateLimited` when the retry budget is spent; every other errcode becomes the
   closest class of the scrm exception tree, with the errcode kept.
 
+The same machinery serves WeCom (:mod:`connectors.wecom`): it passes its own wechatpy client class
+(``client_factory``), errcode table and name for messages.
+
 Tokens and secrets are never logged nor put in messages.
 """
 
@@ -21,9 +24,10 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.request import getproxies
 
 import requests
 from wechatpy import WeChatClient
@@ -65,12 +69,17 @@ ERRORS: dict[int, tuple[type[ConnectorError], str]] = {
 }
 
 
-def error_for(errcode: int | None, errmsg: object, what: str) -> ConnectorError:
-    """The scrm exception for a WeChat errcode, with a message saying what failed and why."""
+ErrorTable = Mapping[int, tuple[type[ConnectorError], str]]
+
+
+def error_for(
+    errcode: int | None, errmsg: object, what: str, *, errors: ErrorTable = ERRORS, label: str = "WeChat"
+) -> ConnectorError:
+    """The scrm exception for an errcode, with a message saying what failed and why."""
     if errcode is None:
-        return ConnectorError(f"WeChat {what}: no valid answer ({errmsg})")
-    cls, meaning = ERRORS.get(errcode, (ConnectorError, "the platform refused the call"))
-    return cls(f"WeChat {what}: {meaning} (errcode {errcode}: {errmsg})", errcode=errcode)
+        return ConnectorError(f"{label} {what}: no valid answer ({errmsg})")
+    cls, meaning = errors.get(errcode, (ConnectorError, "the platform refused the call"))
+    return cls(f"{label} {what}: {meaning} (errcode {errcode}: {errmsg})", errcode=errcode)
 
 
 class _Client(WeChatClient):  # type: ignore[misc]
@@ -81,6 +90,10 @@ class _Client(WeChatClient):  # type: ignore[misc]
         self.API_BASE_URL = api.api_base + "/cgi-bin/"
         self._token_url = api.api_base + "/cgi-bin/token"
         self._keeper = api.keeper
+        # requests reads proxy variables and ~/.netrc on every request (a third of a profile call's
+        # client time); read the proxies once here instead, so HTTPS_PROXY & co. still apply.
+        self._http.trust_env = False
+        self._http.proxies = getproxies()
 
     @property
     def access_token(self) -> str:
@@ -97,19 +110,20 @@ class _Client(WeChatClient):  # type: ignore[misc]
 class _TokenKeeper:
     """The account's access token, shared by every thread's client; refreshed under a lock."""
 
-    def __init__(self) -> None:
+    def __init__(self, errors: ErrorTable = ERRORS, label: str = "WeChat") -> None:
+        self.errors, self.label = errors, label
         self._lock = threading.Lock()
         self._token: str | None = None
         self._expires_at = 0.0
         self.fetches = 0
 
-    def token(self, client: _Client) -> str:
+    def token(self, client: Any) -> str:
         token = self._token
         if token is not None and self._expires_at - time.monotonic() > 60:
             return token
         return self.refresh(client, token)
 
-    def refresh(self, client: _Client, refused: str | None) -> str:
+    def refresh(self, client: Any, refused: str | None) -> str:
         """A new token, unless another thread already replaced the ``refused`` one."""
         with self._lock:
             if self._token is not None and self._token != refused:
@@ -117,11 +131,13 @@ class _TokenKeeper:
             try:
                 result = client.fetch_access_token()
             except WeChatClientException as exc:
-                raise error_for(exc.errcode, exc.errmsg, "token request") from None
+                raise error_for(
+                    exc.errcode, exc.errmsg, "token request", errors=self.errors, label=self.label
+                ) from None
             except requests.RequestException as exc:
                 # not the exception's text: it holds the URL, and so the secret
                 raise ConnectorError(
-                    f"WeChat token request: cannot reach {client._token_url} ({type(exc).__name__})"
+                    f"{self.label} token request: cannot reach {client._token_url} ({type(exc).__name__})"
                 ) from None
             self.fetches += 1
             self._token = str(result["access_token"])
@@ -149,6 +165,10 @@ class WeChatApi:
         Bounds of token refresh and rate-limit retries.
     timeout
         HTTP timeout of one request, in seconds.
+    client_factory, errors, label
+        For another platform of the same family (WeCom): the wechatpy client made for each thread
+        (called with this object; it must read its token from :attr:`keeper`), the errcode table
+        and the platform's name in messages.
     """
 
     def __init__(
@@ -160,13 +180,18 @@ class WeChatApi:
         policy: RetryPolicy | None = None,
         timeout: float = 30.0,
         seed: int | None = None,
+        client_factory: Callable[[WeChatApi], Any] | None = None,
+        errors: ErrorTable = ERRORS,
+        label: str = "WeChat",
     ) -> None:
         self.appid, self.secret, self.timeout = appid, secret, timeout
         self.api_base = api_base.rstrip("/")
         self.policy = policy or RetryPolicy()
-        self.keeper = _TokenKeeper()
+        self.errors, self.label = errors, label
+        self.keeper = _TokenKeeper(errors, label)
+        self._factory: Callable[[WeChatApi], Any] = client_factory or _Client
         self._local = threading.local()
-        self._clients: list[_Client] = []
+        self._clients: list[Any] = []
         self._clients_lock = threading.Lock()
         self._random = random.Random(seed)
         self.sleep: Callable[[float], None] = time.sleep
@@ -174,11 +199,11 @@ class WeChatApi:
     def __repr__(self) -> str:  # never the secret
         return f"WeChatApi(appid={self.appid!r}, api_base={self.api_base!r})"
 
-    def client(self) -> _Client:
+    def client(self) -> Any:
         """This thread's wechatpy client (created on first use)."""
-        client: _Client | None = getattr(self._local, "client", None)
+        client: Any = getattr(self._local, "client", None)
         if client is None:
-            client = _Client(self)
+            client = self._factory(self)
             self._local.client = client
             with self._clients_lock:
                 self._clients.append(client)
@@ -190,7 +215,7 @@ class WeChatApi:
                 client._http.close()
             self._clients.clear()
 
-    def call(self, what: str, request: Callable[[_Client], T]) -> T:
+    def call(self, what: str, request: Callable[[Any], T]) -> T:
         """Run ``request`` with this thread's client: bounded token refresh, backoff on 45009.
 
         ``what`` names the call in error messages (``"user/info/batchget"``).
@@ -207,27 +232,29 @@ class WeChatApi:
                 if code in TOKEN_CODES:
                     if refreshes >= policy.max_token_refreshes:
                         raise TokenRejected(
-                            f"WeChat {what}: the access token was refused {refreshes + 1} times in a row, "
-                            f"each time right after fetching a new one (errcode {code}: {exc.errmsg}). "
-                            "Check that appid and secret belong to this account and that no other system "
+                            f"{self.label} {what}: the access token was refused {refreshes + 1} times in a "
+                            f"row, each time right after fetching a new one (errcode {code}: {exc.errmsg}). "
+                            "Check that the account's id and secret belong to it and that no other system "
                             "fetches tokens for it; the sync stopped and resumes from its checkpoint.",
                             errcode=code,
                         ) from None
                     refreshes += 1
-                    log.info("WeChat %s: token refused (errcode %s), fetching a new one", what, code)
+                    log.info("%s %s: token refused (errcode %s), fetching a new one", self.label, what, code)
                     self.keeper.refresh(client, token)
                     continue
                 if code == RATE_LIMITED and limited < policy.rate_limit_retries:
                     delay = policy.backoff_seconds * 2**limited * (0.5 + self._random.random())
                     limited += 1
-                    log.info("WeChat %s: rate limited (45009), retry %d in %.2f s", what, limited, delay)
+                    log.info(
+                        "%s %s: rate limited (45009), retry %d in %.2f s", self.label, what, limited, delay
+                    )
                     self.sleep(delay)
                     continue
-                error = error_for(code, exc.errmsg, what)
+                error = error_for(code, exc.errmsg, what, errors=self.errors, label=self.label)
                 if code == RATE_LIMITED:
                     error = RateLimited(f"{error} after {limited} retries with backoff", errcode=code)
                 raise error from None
             except requests.RequestException as exc:
                 raise ConnectorError(
-                    f"WeChat {what}: cannot reach {self.api_base} ({type(exc).__name__})"
+                    f"{self.label} {what}: cannot reach {self.api_base} ({type(exc).__name__})"
                 ) from None
