@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from jinja2 import nodes
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
@@ -25,6 +26,10 @@ __all__ = ["DEFAULT_TEMPLATES", "Renderer"]
 
 #: the message templates shipped with scrm
 DEFAULT_TEMPLATES = Path(__file__).resolve().parents[1] / "templates" / "messages"
+
+
+def _loaded_names(tree: nodes.Template) -> frozenset[str]:
+    return frozenset(n.name for n in tree.find_all(nodes.Name) if n.ctx == "load")
 
 
 class Renderer:
@@ -60,6 +65,25 @@ class Renderer:
             lstrip_blocks=True,
         )
         self.env.globals.update(globals or {})
+        self._names: dict[str, frozenset[str] | None] = {}
+
+    def names(self, template_name: str) -> frozenset[str] | None:
+        """Every name ``template_name`` reads (context names, globals, its own loop variables): a
+        superset of what it needs; None when it cannot be loaded or parsed (rendering will say why)."""
+        if template_name not in self._names:
+            try:
+                source = self.env.loader.get_source(self.env, template_name)[0]  # type: ignore[union-attr]
+                self._names[template_name] = _loaded_names(self.env.parse(source))
+            except jinja2.TemplateError:
+                self._names[template_name] = None
+        return self._names[template_name]
+
+    def string_names(self, source: str) -> frozenset[str] | None:
+        """:meth:`names` of a template given as a string."""
+        try:
+            return _loaded_names(self.env.parse(source))
+        except jinja2.TemplateError:
+            return None
 
     def render(self, template_name: str, context: Mapping[str, Any]) -> str:
         """Render the template file ``template_name`` with ``context``; raise :class:`TemplateError`."""

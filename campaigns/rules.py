@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 
 _EVENTS = {"subscribe", "scan", "click"}
 _MESSAGES = {"text", "image", "voice", "video", "shortvideo", "location", "link"}
+#: what a reply may read without the store: the message itself
+_OWN = frozenset({"kind", "content", "key", "openid"})
 #: answered when even the default template cannot be rendered
 FALLBACK_TEXT = "Thank you for your message."
 
@@ -127,11 +129,42 @@ class Rulebook:
                 return rule
         return None
 
+    def reads(self, rule: Rule) -> frozenset[str] | None:
+        """The names the rule's reply reads (context names and template globals); None: unknown."""
+        s = rule.settings
+        if s.template:
+            return self.renderer.names(s.template)
+        parts = [
+            self.renderer.string_names(v)
+            for a in s.articles
+            for v in (a.title, a.description, a.url, a.image)
+        ]
+        if any(p is None for p in parts):
+            return None
+        return frozenset().union(*(p for p in parts if p is not None))
+
+    def needs_follower(self, rule: Rule) -> bool:
+        """Whether the rule's reply reads the follower's stored context (tags, scores, channel ...)."""
+        names = self.reads(rule)
+        return names is None or bool(names - _OWN - set(self.renderer.env.globals))
+
+    def is_instant(self, rule: Rule) -> bool:
+        """Whether the reply reads only the message itself (no stored context, no global function), so
+        rendering it cannot wait on anything: callers may render it without a worker thread."""
+        names = self.reads(rule)
+        return names is not None and names <= _OWN
+
     def answer(
-        self, record: InboundRecord, context: Mapping[str, Any], now: datetime | None = None
+        self,
+        record: InboundRecord,
+        context: Mapping[str, Any],
+        now: datetime | None = None,
+        *,
+        rule: Rule | None = None,
     ) -> Answer:
-        """Match and render; a template error falls back to the default reply (logged, never raised)."""
-        rule = self.match(record, now)
+        """Match (unless ``rule`` is given) and render; a template error falls back to the default
+        reply (logged, never raised)."""
+        rule = rule or self.match(record, now)
         if rule is None:
             return Answer("", None)
         full = {**context, "kind": record.kind, "content": record.content, "key": record.key}

@@ -3,8 +3,9 @@
 Rules are named tables, ``[bot.rules.NAME]``; the name is how logs and errors refer to a rule. A rule
 matches a text message (``exact``, ``contains``, ``regex``), an event (``subscribe``, optionally through
 a channel QR code ``scene``; ``scan`` of a ``scene``; a menu ``click`` on ``key``) or is the ``default``
-(text nothing else matched). Rules are tried from the highest ``priority`` down (ties: file order); the
-first whose active hours include the current local time wins. A bad regular expression, a rule whose
+(text nothing else matched); with no rule tables at all, :data:`DEFAULT_RULES` apply. Rules are
+tried from the highest ``priority`` down (ties: file order); the first whose active hours include
+the current local time wins. A bad regular expression, a rule whose
 fields do not fit its kind, or an unknown key is a :class:`~scrm.errors.ConfigError` naming the rule.
 """
 
@@ -16,7 +17,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["Article", "BotSettings", "RuleSettings", "parse_hours"]
+__all__ = ["DEFAULT_RULES", "Article", "BotSettings", "RuleSettings", "parse_hours"]
 
 MatchKind = Literal["exact", "contains", "regex", "subscribe", "scan", "click", "default"]
 _HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
@@ -90,6 +91,14 @@ class RuleSettings(_Strict):
         return self
 
 
+#: the rules that apply when config.toml has no [bot.rules.*] table
+DEFAULT_RULES: dict[str, RuleSettings] = {
+    "welcome": RuleSettings(match="subscribe", template="welcome.txt.j2"),
+    "help": RuleSettings(match="exact", keywords=["help", "?", "帮助"], template="help.txt.j2", priority=10),
+    "fallback": RuleSettings(match="default", template="default.txt.j2", priority=-100),
+}
+
+
 class BotSettings(_Strict):
     """The bot: limits of the callback endpoint, the templates folder and the reply rules."""
 
@@ -97,4 +106,4 @@ class BotSettings(_Strict):
     templates: str = ""  # folder of message templates; "" = templates/messages of scrm itself
     default_reply: str = "default.txt.j2"  # template answered when a rule's template fails
     group_commit_ms: float = Field(2.0, ge=0, le=50)
-    rules: dict[str, RuleSettings] = {}
+    rules: dict[str, RuleSettings] = Field(default_factory=lambda: dict(DEFAULT_RULES))

@@ -30,6 +30,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from scrm.identity import KeyTuple, insert_ignoring_conflicts, resolve
@@ -136,7 +137,8 @@ def write_inbound(conn: Connection, items: Sequence[tuple[InboundRecord, str, st
     """Store each (record, rule name, reply, status) unless its key is stored already.
 
     ``conn`` is in a transaction; everything (identities, interactions, follows, referrals, activity)
-    is written through it. The accounts must exist (``scrm init`` / ``sync_accounts``).
+    is written through it, with a fixed number of statements per group (plus one or two per
+    subscribe or unsubscribe). The accounts must exist (``scrm init`` / ``sync_accounts``).
     """
     accounts = _account_ids(conn, {r.appid for r, *_ in items})
     missing = {r.appid for r, *_ in items} - set(accounts)
@@ -146,109 +148,144 @@ def write_inbound(conn: Connection, items: Sequence[tuple[InboundRecord, str, st
     referrers = [r.referrer for r, *_ in items]
     key_sets += [(_openid_key(r, ref),) for (r, *_), ref in zip(items, referrers, strict=True) if ref]
     ids = resolve(conn, key_sets, source="bot:wechat").customer_ids
-    referrer_ids = iter(ids[len(items) :])
-    outcomes: list[Outcome] = []
+    ref_ids = iter(ids[len(items) :])
+    referrer_of = [next(ref_ids) if ref else None for ref in referrers]
     now = utcnow()
-    claim = insert_ignoring_conflicts(conn, inbound_t).returning(inbound_t.c.id)
-    for (record, rule, reply, status), cid, ref in zip(items, ids, referrers, strict=False):
-        account_id = accounts[record.appid]
-        ref_id = next(referrer_ids) if ref else None
-        claimed = conn.execute(
-            claim,
-            {
-                "account_id": account_id,
-                "dedup_key": record.dedup_key,
-                "customer_id": cid,
-                "kind": record.kind,
-                "rule": rule,
-                "status": status,
-                "reply": reply,
-                "received_at": now,
-            },
-        ).first()
-        if claimed is None:
-            stored = conn.execute(
-                sa.select(inbound_t.c.reply, inbound_t.c.status).where(
-                    inbound_t.c.account_id == account_id, inbound_t.c.dedup_key == record.dedup_key
-                )
-            ).one()
-            outcomes.append(Outcome(cid, True, stored.reply, stored.status))
-            continue
-        _apply(conn, record, account_id, cid, ref_id)
-        outcomes.append(Outcome(cid, False, reply, status))
+
+    # Claim each (account, key) once: a copy later in this group is a duplicate of the first.
+    first: dict[tuple[int, str], int] = {}
+    for k, (record, *_) in enumerate(items):
+        first.setdefault((accounts[record.appid], record.dedup_key), k)
+    rows = [
+        {
+            "account_id": account_id,
+            "dedup_key": key,
+            "customer_id": ids[k],
+            "kind": items[k][0].kind,
+            "rule": items[k][1],
+            "status": items[k][3],
+            "reply": items[k][2],
+            "received_at": now,
+        }
+        for (account_id, key), k in first.items()
+    ]
+    claim = insert_ignoring_conflicts(conn, inbound_t).values(rows)
+    claimed = {
+        (row.account_id, row.dedup_key)
+        for row in conn.execute(claim.returning(inbound_t.c.account_id, inbound_t.c.dedup_key))
+    }
+    stored: dict[tuple[int, str], tuple[str, str]] = {}
+    for account_id in {a for a, key in first if (a, key) not in claimed}:
+        keys = [key for a, key in first if a == account_id and (a, key) not in claimed]
+        for row in conn.execute(
+            sa.select(inbound_t.c.dedup_key, inbound_t.c.reply, inbound_t.c.status).where(
+                inbound_t.c.account_id == account_id, inbound_t.c.dedup_key.in_(keys)
+            )
+        ):
+            stored[(account_id, row.dedup_key)] = (row.reply, row.status)
+    outcomes: list[Outcome] = []
+    mine: list[int] = []
+    for k, (record, _rule, reply, status) in enumerate(items):
+        where = (accounts[record.appid], record.dedup_key)
+        if where in claimed and first[where] == k:
+            mine.append(k)
+            outcomes.append(Outcome(ids[k], False, reply, status))
+        else:
+            if where in claimed:  # a second copy within this group: the first one's reply
+                old_reply, old_status = items[first[where]][2], items[first[where]][3]
+            else:  # stored before (PostgreSQL waits for a concurrent claim to commit, then sees it)
+                old_reply, old_status = stored.get(where, ("", "none"))
+            outcomes.append(Outcome(ids[k], True, old_reply, old_status))
+    if mine:
+        _apply(conn, [(items[k][0], accounts[items[k][0].appid], ids[k], referrer_of[k]) for k in mine])
     return outcomes
 
 
-def _apply(conn: Connection, record: InboundRecord, account_id: int, cid: int, ref_id: int | None) -> None:
-    channel = record.scene if record.kind in ("subscribe", "scan") else ""
-    content = record.content if record.kind not in ("click", "view") else record.key
+def _upsert_activity(conn: Connection) -> Any:
+    insert = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(activity_t)
+    return insert.on_conflict_do_update(
+        index_elements=["account_id", "customer_id"],
+        set_={
+            "last_action_at": insert.excluded.last_action_at,
+            "last_action_kind": insert.excluded.last_action_kind,
+        },
+        where=activity_t.c.last_action_at <= insert.excluded.last_action_at,
+    )
+
+
+def _apply(conn: Connection, claimed: list[tuple[InboundRecord, int, int, int | None]]) -> None:
+    """What the claimed records mean for the store: interactions, follows, referrals, last actions."""
+    interactions: list[dict[str, Any]] = []
+    last: dict[tuple[int, int], dict[str, Any]] = {}
+    for record, account_id, cid, ref_id in claimed:
+        channel = record.scene if record.kind in ("subscribe", "scan") else ""
+        interactions.append(
+            {
+                "platform": record.platform,
+                "external_id": f"{record.appid}:{record.dedup_key}",
+                "kind": record.kind,
+                "customer_id": cid,
+                "target_customer_id": None,
+                "account_id": account_id,
+                "occurred_at": record.created,
+                "content": record.key if record.kind in ("click", "view") else record.content,
+                "channel": channel,
+            }
+        )
+        if record.kind == "subscribe":
+            _subscribe(conn, record, account_id, cid, ref_id, channel)
+        elif record.kind == "unsubscribe":
+            f = follow_t.c
+            conn.execute(
+                sa.update(follow_t)
+                .where(f.account_id == account_id, f.customer_id == cid, f.unsubscribed_at.is_(None))
+                .values(unsubscribed_at=record.created)
+            )
+        if record.kind not in ("view", "other"):
+            previous = last.get((account_id, cid))
+            if previous is None or record.created >= previous["last_action_at"]:
+                last[(account_id, cid)] = {
+                    "account_id": account_id,
+                    "customer_id": cid,
+                    "last_action_at": record.created,
+                    "last_action_kind": record.kind,
+                }
+    conn.execute(insert_ignoring_conflicts(conn, interaction_t), interactions)
+    if last:
+        conn.execute(_upsert_activity(conn), list(last.values()))
+
+
+def _subscribe(
+    conn: Connection, record: InboundRecord, account_id: int, cid: int, ref_id: int | None, channel: str
+) -> None:
+    f = follow_t.c
     conn.execute(
-        insert_ignoring_conflicts(conn, interaction_t),
+        sa.update(follow_t)
+        .where(f.account_id == account_id, f.customer_id == cid, f.unsubscribed_at.is_(None))
+        .where(f.subscribed_at < record.created)
+        .values(unsubscribed_at=record.created)
+    )
+    conn.execute(
+        insert_ignoring_conflicts(conn, follow_t),
         {
-            "platform": record.platform,
-            "external_id": f"{record.appid}:{record.dedup_key}",
-            "kind": record.kind,
-            "customer_id": cid,
             "account_id": account_id,
-            "occurred_at": record.created,
-            "content": content,
+            "customer_id": cid,
+            "subscribed_at": record.created,
+            "scene": "ADD_SCENE_QR_CODE" if channel else "",
             "channel": channel,
         },
     )
-    if record.kind == "subscribe":
-        f = follow_t.c
+    if ref_id is not None and ref_id != cid:
         conn.execute(
-            sa.update(follow_t)
-            .where(f.account_id == account_id, f.customer_id == cid, f.unsubscribed_at.is_(None))
-            .where(f.subscribed_at < record.created)
-            .values(unsubscribed_at=record.created)
-        )
-        conn.execute(
-            insert_ignoring_conflicts(conn, follow_t),
+            insert_ignoring_conflicts(conn, relation_t),
             {
-                "account_id": account_id,
-                "customer_id": cid,
-                "subscribed_at": record.created,
-                "scene": "ADD_SCENE_QR_CODE" if channel else "",
-                "channel": channel,
-            },
-        )
-        if ref_id is not None and ref_id != cid:
-            conn.execute(
-                insert_ignoring_conflicts(conn, relation_t),
-                {
-                    "kind": "referred_by",
-                    "source_id": cid,
-                    "target_id": ref_id,
-                    "weight": 1.0,
-                    "count": 1,
-                    "first_at": record.created,
-                    "last_at": record.created,
-                },
-            )
-    elif record.kind == "unsubscribe":
-        f = follow_t.c
-        conn.execute(
-            sa.update(follow_t)
-            .where(f.account_id == account_id, f.customer_id == cid, f.unsubscribed_at.is_(None))
-            .values(unsubscribed_at=record.created)
-        )
-    if record.kind in ("view", "other"):
-        return
-    a = activity_t.c
-    updated = conn.execute(
-        sa.update(activity_t)
-        .where(a.account_id == account_id, a.customer_id == cid, a.last_action_at <= record.created)
-        .values(last_action_at=record.created, last_action_kind=record.kind)
-    )
-    if updated.rowcount == 0:
-        conn.execute(
-            insert_ignoring_conflicts(conn, activity_t),
-            {
-                "account_id": account_id,
-                "customer_id": cid,
-                "last_action_at": record.created,
-                "last_action_kind": record.kind,
+                "kind": "referred_by",
+                "source_id": cid,
+                "target_id": ref_id,
+                "weight": 1.0,
+                "count": 1,
+                "first_at": record.created,
+                "last_at": record.created,
             },
         )
 

@@ -26,12 +26,19 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from campaigns.render import Renderer
-from campaigns.rules import Answer, Rulebook
+from campaigns.rules import Answer, Rule, Rulebook
 from connectors.wechat import WeChatConnector
 from connectors.wechat_callback import Reply, WeChatCallback
 from scrm.config import Settings, WeChatAccount
 from scrm.errors import CallbackRejected, ScrmError, SignatureRejected
-from scrm.inbound import GroupCommit, InboundRecord, follower_context, is_following, set_status
+from scrm.inbound import (
+    FollowerContext,
+    GroupCommit,
+    InboundRecord,
+    follower_context,
+    is_following,
+    set_status,
+)
 from scrm.store import Store
 
 __all__ = ["WeChatBot"]
@@ -133,8 +140,10 @@ class WeChatBot:
     async def _handle(self, account: _Account, record: InboundRecord, params: dict[str, str]) -> Response:
         rule = self.rulebook.match(record)
         answer, deferred, job = Answer("", None), False, None
-        if rule is not None:
-            job = self.pool.submit(self._answer, record)
+        if rule is not None and self.rulebook.is_instant(rule):
+            answer = self.rulebook.answer(record, FollowerContext(record.openid).as_dict(), rule=rule)
+        elif rule is not None:
+            job = self.pool.submit(self._answer, record, rule)
             try:
                 answer = await asyncio.wait_for(
                     asyncio.shield(asyncio.wrap_future(job)), rule.settings.timeout_seconds
@@ -156,9 +165,12 @@ class WeChatBot:
         media = "application/xml" if outcome.reply else "text/plain"
         return Response(sealed, media_type=media)
 
-    def _answer(self, record: InboundRecord) -> Answer:
-        context = follower_context(self.store, record.appid, record.openid).as_dict()
-        return self.rulebook.answer(record, context)
+    def _answer(self, record: InboundRecord, rule: Rule) -> Answer:
+        if self.rulebook.needs_follower(rule):
+            context = follower_context(self.store, record.appid, record.openid)
+        else:
+            context = FollowerContext(record.openid)  # the reply reads nothing stored
+        return self.rulebook.answer(record, context.as_dict(), rule=rule)
 
     def _deliver(self, account: _Account, record: InboundRecord, done: Future[Answer]) -> None:
         """Send a reply that missed the callback's budget as a customer-service message."""

@@ -36,7 +36,7 @@ def test_relative_sqlite_paths_follow_the_config_file(tmp_path: Path) -> None:
 def _leaf_keys(model: BaseModel, prefix: str = "") -> dict[str, Any]:
     keys: dict[str, Any] = {}
     for name, field in type(model).model_fields.items():
-        if name in ("source", "accounts"):
+        if name in ("source", "accounts", "rules"):  # tables of examples, shown commented out
             continue
         key = field.alias or name
         value = getattr(model, name)
