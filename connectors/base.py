@@ -23,8 +23,17 @@ from typing import ClassVar
 
 __all__ = [
     "Connector",
+    "ContactEvent",
+    "ContactEventPage",
+    "ContactFollow",
+    "ContactPage",
+    "ExternalContact",
     "FollowerPage",
     "FollowerProfile",
+    "GroupConnector",
+    "GroupInfo",
+    "GroupMember",
+    "GroupPage",
     "InteractionPage",
     "SendResult",
     "ShareRead",
@@ -187,3 +196,125 @@ class Connector(ABC):
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+
+# -- groups and staff contacts (WeCom) -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ContactFollow:
+    """A staff member who has an external contact: since when, how (``add_way``), channel (``state``)."""
+
+    staff: str
+    added_at: datetime
+    add_way: int = 0
+    state: str = ""
+
+
+@dataclass(frozen=True)
+class ExternalContact:
+    """A customer as a staff member's external contact; ``follows`` lists the staff members who have them."""
+
+    id: str
+    name: str
+    unionid: str | None
+    follows: tuple[ContactFollow, ...]
+
+
+@dataclass(frozen=True)
+class ContactPage:
+    """One page of external contacts; ``next_cursor`` resumes after it (None: this was the last page)."""
+
+    contacts: tuple[ExternalContact, ...]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class GroupMember:
+    """A member of a customer group: a customer (their external id and unionid) or a staff member.
+
+    ``invitor`` is who invited them (a staff userid or a customer's external id; empty: nobody).
+    """
+
+    id: str
+    is_customer: bool
+    joined_at: datetime
+    join_scene: int = 0
+    unionid: str | None = None
+    invitor: str = ""
+
+
+@dataclass(frozen=True)
+class GroupInfo:
+    """A customer group: its id, name, owner (a staff userid), creation time and current members."""
+
+    id: str
+    name: str
+    owner: str
+    created_at: datetime
+    members: tuple[GroupMember, ...]
+
+
+@dataclass(frozen=True)
+class GroupPage:
+    """One page of group ids; ``next_cursor`` resumes after it (None: this was the last page)."""
+
+    ids: tuple[str, ...]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class ContactEvent:
+    """A staff member deleted a customer (``staff_deleted_customer``) or the reverse.
+
+    The reverse, a customer deleting a staff member, is ``customer_deleted_staff``.
+    """
+
+    id: str
+    kind: str
+    staff: str
+    contact: str
+    time: datetime
+
+
+@dataclass(frozen=True)
+class ContactEventPage:
+    """One page of contact events; ``next_cursor`` resumes after it."""
+
+    items: tuple[ContactEvent, ...]
+    next_cursor: str
+    has_more: bool
+
+
+class GroupConnector(Connector):
+    """A platform where staff members have customers as contacts and run customer groups (WeCom).
+
+    Its followers are the external contacts; on top of :class:`Connector` it reads the staff, the
+    contacts with the staff who have them, the groups and their members, and contact events.
+    """
+
+    @abstractmethod
+    def staff(self) -> list[str]:
+        """Every staff member's userid (whether or not they may have external contacts)."""
+
+    @abstractmethod
+    def contacts(self, cursor: str | None = None) -> Iterator[ContactPage]:
+        """Pages of external contacts with the staff who have them, from the start or after ``cursor``.
+
+        A contact whom several staff members have may come once per staff member.
+        """
+
+    @abstractmethod
+    def groups(self, cursor: str | None = None) -> Iterator[GroupPage]:
+        """Pages of customer group ids, from the start or after ``cursor``."""
+
+    @abstractmethod
+    def group_details(self, ids: Sequence[str]) -> Iterator[list[GroupInfo]]:
+        """Details of groups ``ids`` in order, in lists (several requests may be in flight at once).
+
+        A group that no longer exists is left out.
+        """
+
+    def contact_events(self, cursor: str = "") -> Iterator[ContactEventPage]:
+        """Pages of contact events after ``cursor`` (none by default)."""
+        return iter(())

@@ -25,12 +25,13 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from scrm.bot_settings import BotSettings
 from scrm.errors import ConfigError
 
-__all__ = ["ENV_PREFIX", "Settings", "WeChatAccount", "load_settings"]
+__all__ = ["ENV_PREFIX", "Settings", "WeChatAccount", "WeComAccount", "load_settings"]
 
 ENV_PREFIX = "SCRM_"
 #: environment variables starting with SCRM_ that are not config overrides
 _NOT_OVERRIDES = {"SCRM_CONFIG", "SCRM_TEST_DATABASE_URL", "SCRM_REQUIRE_POSTGRES"}
 WECHAT_API_BASE = "https://api.weixin.qq.com"
+WECOM_API_BASE = "https://qyapi.weixin.qq.com"
 
 
 class _Section(BaseModel):
@@ -83,6 +84,8 @@ class ScoringKinds(_Section):
     reply: float = Field(0.5, ge=0)
     mention: float = Field(0.5, ge=0)
     message_to: float = Field(0.25, ge=0)
+    invited_to_group: float = Field(1.0, ge=0)
+    group_member: float = Field(0.2, ge=0)
 
 
 class ScoringSettings(_Section):
@@ -145,7 +148,23 @@ class WeChatAccount(_Section):
         return value
 
 
-Account = Annotated[WeChatAccount, Field(discriminator="platform")]
+class WeComAccount(_Section):
+    """A WeCom (企业微信) corp whose external contacts and customer groups we sync."""
+
+    platform: Literal["wecom"]
+    corpid: str = Field(min_length=1)
+    secret: SecretStr  # the customer-contact (客户联系) secret
+    api_base: str = WECOM_API_BASE
+    events_url: str = ""
+    display_name: str = ""
+
+    @property
+    def appid(self) -> str:
+        """The corpid: the account's key in the store (``account.external_id``, identity scope)."""
+        return self.corpid
+
+
+Account = Annotated[WeChatAccount | WeComAccount, Field(discriminator="platform")]
 
 
 class Settings(_Section):
@@ -216,7 +235,7 @@ def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, st
 def _describe(error: ValidationError, source: str, origins: dict[str, str]) -> str:
     lines = []
     for item in error.errors():
-        loc = [str(p) for p in item["loc"] if p != "wechat"]  # drop the discriminator tag
+        loc = [str(p) for p in item["loc"] if p not in ("wechat", "wecom")]  # drop the discriminator tag
         key = ".".join(loc) or "(top level)"
         where = f"environment variable {origins[key]}" if key in origins else source
         kind = item["type"]
@@ -225,7 +244,7 @@ def _describe(error: ValidationError, source: str, origins: dict[str, str]) -> s
         elif kind == "missing":
             msg = "missing (required)"
         elif kind == "union_tag_invalid":
-            msg = "unknown platform (supported: 'wechat')"
+            msg = "unknown platform (supported: 'wechat', 'wecom')"
         elif kind == "union_tag_not_found":
             msg = "missing key 'platform' (for example platform = \"wechat\")"
         else:
