@@ -180,10 +180,15 @@ class Dispatcher:
             due = sa.and_(due, d.batch == batch)
         pick = sa.select(d.id).where(due).order_by(d.id).limit(limit)
         if self.store.dialect == "postgresql":
-            pick = pick.with_for_update(skip_locked=True)
+            # A CTE runs once. As "id IN (subquery)" PostgreSQL may rescan the LIMIT subquery for each
+            # row, and with SKIP LOCKED every rescan finds the next rows: the claim would take them all.
+            picked = pick.with_for_update(skip_locked=True).cte("picked")
+            chosen: Any = d.id == picked.c.id
+        else:
+            chosen = d.id.in_(pick)
         stmt = (
             sa.update(delivery_t)
-            .where(d.id.in_(pick), d.status == "planned")
+            .where(chosen, d.status == "planned")
             .values(status="sending", owner=_OWNER, claimed_at=now, sent_at=now, attempts=d.attempts + 1)
             .returning(d.id, d.customer_id, d.openid, d.channel, d.payload, d.batch, d.attempts)
         )
