@@ -93,7 +93,8 @@ def write_workload(threads: int, per_thread: int, seed: int) -> Path:
                     f"signature={sign(TOKEN, timestamp, nonce)}&timestamp={timestamp}&nonce={nonce}"
                     f"&openid={openid}&encrypt_type=aes&msg_signature={msg_sig}"
                 )
-                body = f"<xml><ToUserName>{_cdata(to_user)}</ToUserName><Encrypt>{_cdata(encrypt)}</Encrypt></xml>"
+                head = f"<ToUserName>{_cdata(to_user)}</ToUserName>"
+                body = f"<xml>{head}<Encrypt>{_cdata(encrypt)}</Encrypt></xml>"
                 out.write(f"{query}\t{body}\n")
         msgids.append(ids)
     (folder / "msgids.json").write_text(json.dumps(msgids))
@@ -296,20 +297,23 @@ def main() -> None:
         )
     floor = next((r[1] for r in rows if r[0] == "floor"), None)
     print(
-        f"\n{args.connections} connections, {args.duration} s each, 10% retried duplicates, 2 server processes"
+        f"\n{args.connections} connections, {args.duration} s each, 10% retried duplicates, "
+        "2 server processes"
     )
     head = f"{'server':<17}{'req/s':>8}{'x floor':>8}{'p50 ms':>8}{'p99 ms':>8}{'errors':>7}{'requests':>10}"
     print(head + f"{'distinct':>10}{'stored':>9}{'handled':>9}")
     for name, rps, p50, p99, errors, requests, sent, stored, handled, wrapped in rows:
         ratio = f"{rps / floor:.2f}" if floor else "-"
-        tail = f"{sent:>10,}{stored if stored is not None else '-':>9}{handled if handled is not None else '-':>9}"
+        counts = [str(v) if v is not None else "-" for v in (stored, handled)]
+        tail = f"{sent:>10,}{counts[0]:>9}{counts[1]:>9}"
         print(
             f"{name:<17}{rps:>8,.0f}{ratio:>8}{p50:>8.1f}{p99:>8.1f}{errors:>7}{requests:>10,}"
             + tail
             + ("  (workload wrapped: raise --per-thread)" if wrapped else "")
         )
     print(
-        "distinct: messages sent (retries counted once); stored: inbound_message rows; handled: interaction rows"
+        "distinct: messages sent (retries counted once); stored: inbound_message rows; "
+        "handled: interaction rows"
     )
 
 

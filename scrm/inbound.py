@@ -30,10 +30,10 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from scrm.identity import KeyTuple, insert_ignoring_conflicts, resolve
+from scrm.inbound_rows import claim_inbound, insert_interactions, upsert_activity
 from scrm.models import (
     Account,
     CustomerScore,
@@ -129,8 +129,9 @@ def _openid_key(record: InboundRecord, openid: str) -> KeyTuple:
 
 def _account_ids(conn: Connection, appids: set[str]) -> dict[str, int]:
     t = Account.__table__  # type: ignore[attr-defined]
-    rows = conn.execute(sa.select(t.c.external_id, t.c.id).where(t.c.external_id.in_(sorted(appids))))
-    return {appid: id_ for appid, id_ in rows}
+    query = sa.select(t.c.id).where(t.c.external_id == sa.bindparam("appid"))  # compiled once, cached
+    found = {appid: conn.execute(query, {"appid": appid}).scalar() for appid in sorted(appids)}
+    return {appid: id_ for appid, id_ in found.items() if id_ is not None}
 
 
 def write_inbound(conn: Connection, items: Sequence[tuple[InboundRecord, str, str, str]]) -> list[Outcome]:
@@ -157,23 +158,10 @@ def write_inbound(conn: Connection, items: Sequence[tuple[InboundRecord, str, st
     for k, (record, *_) in enumerate(items):
         first.setdefault((accounts[record.appid], record.dedup_key), k)
     rows = [
-        {
-            "account_id": account_id,
-            "dedup_key": key,
-            "customer_id": ids[k],
-            "kind": items[k][0].kind,
-            "rule": items[k][1],
-            "status": items[k][3],
-            "reply": items[k][2],
-            "received_at": now,
-        }
+        (account_id, key, ids[k], items[k][0].kind, items[k][1], items[k][3], items[k][2], now)
         for (account_id, key), k in first.items()
     ]
-    claim = insert_ignoring_conflicts(conn, inbound_t).values(rows)
-    claimed = {
-        (row.account_id, row.dedup_key)
-        for row in conn.execute(claim.returning(inbound_t.c.account_id, inbound_t.c.dedup_key))
-    }
+    claimed = claim_inbound(conn, rows)
     stored: dict[tuple[int, str], tuple[str, str]] = {}
     for account_id in {a for a, key in first if (a, key) not in claimed}:
         keys = [key for a, key in first if a == account_id and (a, key) not in claimed]
@@ -201,36 +189,16 @@ def write_inbound(conn: Connection, items: Sequence[tuple[InboundRecord, str, st
     return outcomes
 
 
-def _upsert_activity(conn: Connection) -> Any:
-    insert = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(activity_t)
-    return insert.on_conflict_do_update(
-        index_elements=["account_id", "customer_id"],
-        set_={
-            "last_action_at": insert.excluded.last_action_at,
-            "last_action_kind": insert.excluded.last_action_kind,
-        },
-        where=activity_t.c.last_action_at <= insert.excluded.last_action_at,
-    )
-
-
 def _apply(conn: Connection, claimed: list[tuple[InboundRecord, int, int, int | None]]) -> None:
     """What the claimed records mean for the store: interactions, follows, referrals, last actions."""
-    interactions: list[dict[str, Any]] = []
-    last: dict[tuple[int, int], dict[str, Any]] = {}
+    interactions: list[tuple[Any, ...]] = []
+    last: dict[tuple[int, int], tuple[int, int, datetime, str]] = {}
     for record, account_id, cid, ref_id in claimed:
         channel = record.scene if record.kind in ("subscribe", "scan") else ""
+        content = record.key if record.kind in ("click", "view") else record.content
+        external_id = f"{record.appid}:{record.dedup_key}"
         interactions.append(
-            {
-                "platform": record.platform,
-                "external_id": f"{record.appid}:{record.dedup_key}",
-                "kind": record.kind,
-                "customer_id": cid,
-                "target_customer_id": None,
-                "account_id": account_id,
-                "occurred_at": record.created,
-                "content": record.key if record.kind in ("click", "view") else record.content,
-                "channel": channel,
-            }
+            (record.platform, external_id, record.kind, cid, account_id, record.created, content, channel)
         )
         if record.kind == "subscribe":
             _subscribe(conn, record, account_id, cid, ref_id, channel)
@@ -243,16 +211,10 @@ def _apply(conn: Connection, claimed: list[tuple[InboundRecord, int, int, int | 
             )
         if record.kind not in ("view", "other"):
             previous = last.get((account_id, cid))
-            if previous is None or record.created >= previous["last_action_at"]:
-                last[(account_id, cid)] = {
-                    "account_id": account_id,
-                    "customer_id": cid,
-                    "last_action_at": record.created,
-                    "last_action_kind": record.kind,
-                }
-    conn.execute(insert_ignoring_conflicts(conn, interaction_t), interactions)
-    if last:
-        conn.execute(_upsert_activity(conn), list(last.values()))
+            if previous is None or record.created >= previous[2]:
+                last[(account_id, cid)] = (account_id, cid, record.created, record.kind)
+    insert_interactions(conn, interactions)
+    upsert_activity(conn, list(last.values()))
 
 
 def _subscribe(
