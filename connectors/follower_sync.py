@@ -20,17 +20,12 @@ nothing new writes nothing (its report says 0 new, 0 updated).
 
 from __future__ import annotations
 
-import json
-import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from queue import Full, Queue
 from typing import Any, TypeVar
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from connectors.base import Connector, FollowerProfile
@@ -42,8 +37,12 @@ from connectors.follower_writes import (
     write_profiles,
     write_share_reads,
 )
+from connectors.sync_state import Checkpoint as _Checkpoint
+from connectors.sync_state import read_ahead as _ahead
+from connectors.sync_state import sqlite_page_cache as _page_cache
 from connectors.wechat import WeChatConnector
 from scrm.config import Settings
+from scrm.errors import ScrmError
 from scrm.identity import Merge
 from scrm.models import SyncCheckpoint, utcnow
 from scrm.store import Store
@@ -56,8 +55,6 @@ Progress = Callable[[int, int], None]
 checkpoint_t = SyncCheckpoint.__table__  # type: ignore[attr-defined]
 FOLLOWERS, SHARES = "followers", "share_reads"
 T = TypeVar("T")
-#: SQLite page cache during a sync, in KiB (the default is 2,000)
-_SQLITE_CACHE_KIB = 131_072
 
 
 @dataclass
@@ -101,37 +98,6 @@ class SyncReport:
         return data
 
 
-class _Checkpoint:
-    """One ``sync_checkpoint`` row: the state of a run, saved inside the caller's transaction."""
-
-    def __init__(self, conn: Connection, account_id: int, kind: str) -> None:
-        self.account_id, self.kind = account_id, kind
-        c = checkpoint_t.c
-        row = conn.execute(
-            sa.select(c.id, c.state, c.finished_at).where(c.account_id == account_id, c.kind == kind)
-        ).first()
-        if row is None:
-            now = utcnow()
-            self.id = conn.execute(
-                sa.insert(checkpoint_t).returning(c.id),
-                {"account_id": account_id, "kind": kind, "state": "{}", "started_at": now, "updated_at": now},
-            ).scalar_one()
-            self.state: dict[str, Any] = {}
-            self.finished = True
-        else:
-            self.id, self.state, self.finished = row.id, json.loads(row.state), row.finished_at is not None
-
-    def save(self, conn: Connection, *, finished: bool = False, started: bool = False) -> None:
-        now = utcnow()
-        values: dict[str, Any] = {"state": json.dumps(self.state, sort_keys=True), "updated_at": now}
-        if started:
-            values["started_at"], values["finished_at"] = now, None
-        if finished:
-            values["finished_at"] = now
-        conn.execute(sa.update(checkpoint_t).where(checkpoint_t.c.id == self.id).values(**values))
-        self.finished = finished
-
-
 def sync_wechat(
     store: Store,
     settings: Settings,
@@ -139,12 +105,15 @@ def sync_wechat(
     progress: Progress | None = None,
     *,
     now: datetime | None = None,
+    report: SyncReport | None = None,
 ) -> SyncReport:
     """Sync the followers of a configured WeChat account (the only one when ``account_name`` is None).
 
     ``now`` is the sync time recorded on follow periods closed by this run (default: the clock).
     Raises :class:`~scrm.errors.ConnectorError` (and subclasses) when WeChat refuses, after the
-    bounded retries; what was written until then is kept and the next sync resumes from it.
+    bounded retries; what was written until then is kept and the next sync resumes from it. A
+    ``report`` passed in is filled as the sync goes, so it tells what was done (and, in
+    ``errors``, what stopped it) even when the sync raises.
     """
     store.check_schema()
     name, connector = WeChatConnector.from_settings(settings, account_name)
@@ -152,7 +121,14 @@ def sync_wechat(
     ref = AccountRef(account_ids[name], connector.account.appid, connector.platform, "sync:wechat")
     with connector:
         return sync_followers(
-            store, connector, ref, name=name, batch_size=settings.sync.batch_size, progress=progress, now=now
+            store,
+            connector,
+            ref,
+            name=name,
+            batch_size=settings.sync.batch_size,
+            progress=progress,
+            now=now,
+            report=report,
         )
 
 
@@ -165,10 +141,31 @@ def sync_followers(
     batch_size: int = 2_000,
     progress: Progress | None = None,
     now: datetime | None = None,
+    report: SyncReport | None = None,
 ) -> SyncReport:
     """Sync one account through ``connector``; see the module docstring for the phases."""
     started = time.perf_counter()
-    report = SyncReport(account=name)
+    report = report if report is not None else SyncReport(account=name)
+    report.account = name
+    try:
+        _sync(store, connector, account, batch_size, progress, now, report)
+    except ScrmError as exc:
+        report.errors.append(str(exc))
+        raise
+    finally:
+        report.seconds = time.perf_counter() - started
+    return report
+
+
+def _sync(
+    store: Store,
+    connector: Connector,
+    account: AccountRef,
+    batch_size: int,
+    progress: Progress | None,
+    now: datetime | None,
+    report: SyncReport,
+) -> None:
     with store.bulk() as conn, _page_cache(conn):
         with conn.begin():
             checkpoint = _Checkpoint(conn, account.id, FOLLOWERS)
@@ -202,30 +199,6 @@ def sync_followers(
                 state["phase"] = "done"
                 checkpoint.save(conn, finished=True)
     store.analyze("identity", "customer", "follow", "customer_tag", "interaction")
-    report.seconds = time.perf_counter() - started
-    return report
-
-
-@contextmanager
-def _page_cache(conn: Connection) -> Iterator[None]:
-    """On SQLite, a page cache that holds the identity and follow indexes while the sync runs.
-
-    Openids are random strings, so every lookup and insert lands on a random index page; with
-    SQLite's default 2 MB cache a 100,000-follower sync spent half its time re-reading pages.
-    """
-    if conn.dialect.name != "sqlite":
-        yield
-        return
-    before = conn.exec_driver_sql("PRAGMA cache_size").scalar()
-    conn.exec_driver_sql(f"PRAGMA cache_size = -{_SQLITE_CACHE_KIB}")
-    conn.commit()
-    try:
-        yield
-    finally:
-        if conn.in_transaction():
-            conn.rollback()
-        conn.exec_driver_sql(f"PRAGMA cache_size = {int(before or -2000)}")
-        conn.commit()
 
 
 def _pages_before(connector: Connector, cursor: str) -> Iterator[tuple[str, ...]]:
@@ -265,50 +238,6 @@ def _read(
         skip = 0
         yield _PageEnd(page.ids, page.next_cursor)
         cursor = page.next_cursor
-
-
-def _ahead(items: Iterator[T], depth: int = 2) -> Iterator[T]:
-    """Run ``items`` in a thread, up to ``depth`` items ahead: the next batch's requests are in flight
-    while this one is written. Its errors are raised here; leaving the loop stops the thread."""
-    queue: Queue[tuple[str, Any]] = Queue(depth)
-    stop = threading.Event()
-
-    def put(item: tuple[str, Any]) -> bool:
-        while not stop.is_set():
-            try:
-                queue.put(item, timeout=0.05)
-                return True
-            except Full:
-                continue
-        return False
-
-    def run() -> None:
-        try:
-            for item in items:
-                if not put(("item", item)):
-                    break
-            else:
-                put(("done", None))
-        except BaseException as exc:  # handed to the consumer, raised there
-            put(("error", exc))
-        finally:
-            close = getattr(items, "close", None)
-            if close is not None:
-                close()
-
-    thread = threading.Thread(target=run, name="scrm-sync-read", daemon=True)
-    thread.start()
-    try:
-        while True:
-            kind, value = queue.get()
-            if kind == "done":
-                return
-            if kind == "error":
-                raise value
-            yield value
-    finally:
-        stop.set()
-        thread.join()
 
 
 def _list(
