@@ -34,6 +34,7 @@ __all__ = [
     "ConnectorError",
     "GraphError",
     "ImportFileError",
+    "MergeRefused",
     "ModelFitError",
     "NoScores",
     "NotConverged",
@@ -129,3 +130,7 @@ class TemplateError(ScrmError):
 
 class CampaignError(ScrmError, ValueError):
     """A campaign or segment file is invalid (names the file and line), or a campaign cannot run."""
+
+
+class MergeRefused(ScrmError, ValueError):
+    """A merge or unmerge that cannot be done (already undone, customer merged away, merged with itself)."""

@@ -5,7 +5,8 @@ accounts, a unionid, a phone number, an email. :func:`resolve` finds the custome
 to, creating customers for keys never seen and attaching new keys to the customer they arrive with.
 When one record carries keys of two different customers, they are one person: the younger customer is
 merged into the older one, every row is re-pointed, and a :class:`~scrm.models.CustomerMerge` keeps the
-key and the reason. All of it works on batches, with a fixed number of queries per batch.
+key, the reason and the evidence (:mod:`scrm.merges` records the rows it moved, so it can be undone).
+All of it works on batches, with a fixed number of queries per batch.
 """
 
 from __future__ import annotations
@@ -18,21 +19,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from scrm.models import (
-    Account,
-    Customer,
-    CustomerMerge,
-    CustomerTag,
-    Follow,
-    GroupMembership,
-    Identity,
-    IdentityKind,
-    Interaction,
-    Purchase,
-    Relation,
-    StaffContact,
-    utcnow,
-)
+from scrm.merges import merge_customers
+from scrm.models import Account, Customer, Identity, IdentityKind, utcnow
 
 __all__ = [
     "Key",
@@ -238,7 +226,7 @@ def resolve(
         members.setdefault(cid, set()).add(key)
     next_new = -1
     new_names: dict[int, str] = {}
-    merges: list[tuple[int, int, Key]] = []
+    merges: list[tuple[int, int, Key, Key]] = []  # kept, merged, the merged one's key, the kept one's
     record_owner: list[int] = []
     forward: dict[int, int] = {}  # customer merged away in this batch -> the one it went into
 
@@ -291,10 +279,11 @@ def resolve(
             new_names[cid] = set_names[i]
         else:
             cid = owners[0]
+            kept_key = next(k for k in keys if owner.get(k) == cid)
             for other in owners[1:]:
                 if other > 0:  # two stored customers meet: a real merge
                     shared = next(k for k in keys if owner.get(k) == other)
-                    merges.append((cid, other, Key(*shared)))
+                    merges.append((cid, other, Key(*shared), Key(*kept_key)))
                 absorb(cid, other)
         for k in keys:
             if owner.get(k) != cid:
@@ -318,10 +307,14 @@ def resolve(
         return real.get(cid, cid)
 
     result = Resolution(customer_ids=[], customers_created=len(real))
-    for kept, merged, key in merges:
+    for kept, merged, key, kept_key in merges:
         kept = final(kept)
         reason = f"both customers carry {key}"
-        merge_customers(conn, kept, merged, key=key, reason=reason)
+        evidence = {
+            "seen_in": source,
+            "kept_key": {"kind": kept_key[0], "scope": kept_key[1], "value": kept_key[2]},
+        }
+        merge_customers(conn, kept, merged, key=key, reason=reason, evidence=evidence)
         result.merges.append(Merge(kept, merged, key, reason))
 
     new_keys = [
@@ -349,62 +342,3 @@ def resolve(
     per_set = [final(find(c)) for c in record_owner]
     result.customer_ids = [per_set[i] for i in record_set]
     return result
-
-
-def merge_customers(conn: Connection, kept: int, merged: int, *, key: Key, reason: str) -> None:
-    """Merge customer ``merged`` into ``kept``: re-point every row, keep the merged row as history."""
-    now = utcnow()
-    simple = [
-        (Identity, "customer_id"),
-        (Purchase, "customer_id"),
-        (Interaction, "customer_id"),
-        (Interaction, "target_customer_id"),
-        (Follow, "customer_id"),
-        (GroupMembership, "customer_id"),
-        (GroupMembership, "invited_by_id"),
-        (StaffContact, "customer_id"),
-    ]
-    for model, column in simple:
-        table = model.__table__  # type: ignore[attr-defined]
-        conn.execute(sa.update(table).where(table.c[column] == merged).values({column: kept}))
-    # Rows under a unique key may already exist for the kept customer: copy what is new, drop the rest.
-    tag_t = CustomerTag.__table__  # type: ignore[attr-defined]
-    conn.execute(
-        insert_ignoring_conflicts(conn, tag_t).from_select(
-            ["customer_id", "tag_id", "created_at"],
-            sa.select(sa.literal(kept), tag_t.c.tag_id, tag_t.c.created_at).where(
-                tag_t.c.customer_id == merged
-            ),
-        )
-    )
-    conn.execute(sa.delete(tag_t).where(tag_t.c.customer_id == merged))
-    rel_t = Relation.__table__  # type: ignore[attr-defined]
-    for column in ("source_id", "target_id"):
-        other = "target_id" if column == "source_id" else "source_id"
-        conn.execute(
-            insert_ignoring_conflicts(conn, rel_t).from_select(
-                ["kind", column, other, "weight", "count", "first_at", "last_at"],
-                sa.select(
-                    rel_t.c.kind,
-                    sa.literal(kept),
-                    rel_t.c[other],
-                    rel_t.c.weight,
-                    rel_t.c.count,
-                    rel_t.c.first_at,
-                    rel_t.c.last_at,
-                ).where(rel_t.c[column] == merged, rel_t.c[other] != kept),
-            )
-        )
-        conn.execute(sa.delete(rel_t).where(rel_t.c[column] == merged))
-    conn.execute(sa.update(customer_t).where(customer_t.c.id == merged).values(merged_into_id=kept))
-    conn.execute(
-        sa.insert(CustomerMerge.__table__),  # type: ignore[attr-defined]
-        {
-            "kept_id": kept,
-            "merged_id": merged,
-            "key_kind": key.kind,
-            "key_value": key.value,
-            "reason": reason,
-            "created_at": now,
-        },
-    )

@@ -40,6 +40,8 @@ __all__ = [
     "IdentityKind",
     "InboundMessage",
     "Interaction",
+    "MergeMovedRow",
+    "MergeSuggestion",
     "Purchase",
     "Relation",
     "ScoreRun",
@@ -166,6 +168,48 @@ class CustomerMerge(SQLModel, table=True):
     reason: str = Field(max_length=500)
     created_at: datetime = _time(default=True)
     undone_at: datetime | None = _time(nullable=True)
+    #: JSON: how it was decided (``by``: auto/manual), the key and where each side's key was learnt
+    evidence: str = Field(default="{}", sa_column=sa.Column(sa.Text, nullable=False, default="{}"))
+
+
+class MergeMovedRow(SQLModel, table=True):
+    """A row a merge moved from the merged customer to the kept one, so the merge can be undone.
+
+    ``action`` is ``moved`` (the row now points at the kept customer through ``column_name``; for
+    ``customer_tag`` ``row_id`` is the tag id) or ``dropped`` (the kept customer had the same
+    unique row already: the merged customer's row was deleted and ``data`` keeps it as JSON).
+    """
+
+    __tablename__ = "merge_moved_row"
+    __table_args__ = (sa.Index("ix_merge_moved_row_merge_table", "merge_id", "table_name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    merge_id: int = _fk("customer_merge.id", index=False)
+    table_name: str = Field(max_length=32)
+    column_name: str = Field(max_length=32)
+    row_id: int = Field(sa_column=sa.Column(sa.Integer, nullable=False))
+    action: str = Field(default="moved", max_length=8)
+    data: str = Field(default="", sa_column=sa.Column(sa.Text, nullable=False, default=""))
+
+
+class MergeSuggestion(SQLModel, table=True):
+    """Two customers that may be one person on weaker evidence than a shared strong key.
+
+    ``customer_a`` < ``customer_b``; ``evidence`` is JSON (each clue with its weight); ``status`` is
+    ``open``, ``accepted`` (merged by ``scrm merge``) or ``rejected``.
+    """
+
+    __tablename__ = "merge_suggestion"
+    __table_args__ = (sa.UniqueConstraint("customer_a", "customer_b"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_a: int = _fk("customer.id", index=False)
+    customer_b: int = _fk("customer.id")
+    score: float = Field(sa_column=sa.Column(sa.Float, nullable=False))
+    evidence: str = Field(default="[]", sa_column=sa.Column(sa.Text, nullable=False, default="[]"))
+    status: str = Field(default="open", max_length=16, index=True)
+    created_at: datetime = _time(default=True)
+    decided_at: datetime | None = _time(nullable=True)
 
 
 class Follow(SQLModel, table=True):

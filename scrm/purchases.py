@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from scrm.identity import in_values
+from scrm.merges import move_late_purchases
 from scrm.models import Purchase
 
 __all__ = ["PurchaseRow", "repoint_purchases", "stored_orders", "utc_text", "write_purchases"]
@@ -128,6 +129,5 @@ def stored_orders(conn: Connection, source: str, order_ids: Sequence[str]) -> di
 
 
 def repoint_purchases(conn: Connection, old_customer: int, new_customer: int) -> None:
-    """Move purchases to another customer (after a merge)."""
-    c = purchase_t.c
-    conn.execute(sa.update(purchase_t).where(c.customer_id == old_customer).values(customer_id=new_customer))
+    """Move purchases to another customer (after a merge; recorded with it, so an unmerge moves them back)."""
+    move_late_purchases(conn, old_customer, new_customer)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -187,10 +188,16 @@ def customer_record(store: Store, customer_id: int, *, limit: int = 50) -> dict[
         m = CustomerMerge.__table__.c  # type: ignore[attr-defined]
         merges = _rows(
             conn,
-            sa.select(m.kept_id, m.merged_id, m.key_kind, m.key_value, m.reason, m.created_at)
+            sa.select(
+                m.id, m.kept_id, m.merged_id, m.key_kind, m.key_value, m.reason, m.created_at, m.undone_at
+            )
+            .add_columns(m.evidence)
             .where(sa.or_(m.kept_id == cid, m.merged_id == cid))
             .order_by(m.id),
         )
+        for merge in merges:  # why (the evidence) and how to undo it
+            merge["evidence"] = json.loads(merge["evidence"])
+            merge["undo"] = "" if merge["undone_at"] else f"scrm unmerge {merge['id']}"
         f = Follow.__table__.c  # type: ignore[attr-defined]
         follows = _rows(
             conn,

@@ -12,6 +12,7 @@ from __future__ import annotations
 from scrm.cli import (
     _campaigns,  # noqa: F401
     _core,  # noqa: F401  (registers its commands)
+    _merges,  # noqa: F401
     _scoring,  # noqa: F401
     _serve,  # noqa: F401
     _simulator,  # noqa: F401

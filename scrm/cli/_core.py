@@ -231,9 +231,16 @@ def customer(obj: Context, customer_id: int, limit: int, as_json: bool) -> None:
         ),
         (
             "Merges",
-            ["Kept", "Merged", "Reason", "When"],
+            ["Id", "Kept", "Merged", "Why", "When", "Undo"],
             [
-                [str(m["kept_id"]), str(m["merged_id"]), m["reason"], when(m["created_at"])]
+                [
+                    str(m["id"]),
+                    str(m["kept_id"]),
+                    str(m["merged_id"]),
+                    f"{m['evidence'].get('by', 'auto')}: {m['reason']}",
+                    when(m["created_at"]),
+                    m["undo"] or f"undone {when(m['undone_at'])}",
+                ]
                 for m in record["merges"]
             ],
         ),
