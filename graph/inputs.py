@@ -7,8 +7,9 @@ that are not nodes (merged away) are dropped.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -17,8 +18,9 @@ from sqlalchemy.engine import Connection
 
 from graph import snapshots
 from graph.build import SocialGraph
+from scrm.purchases import utc_text
 
-__all__ = ["ScoreInputs", "load_followers", "load_purchases"]
+__all__ = ["ScoreInputs", "fetch_columns", "load_followers", "load_purchases"]
 
 
 @dataclass(frozen=True)
@@ -34,12 +36,47 @@ class ScoreInputs:
     other_currency_purchases: int = 0
 
 
-def _bound_time(conn: Connection, moment: datetime) -> Any:
-    return (
-        moment.astimezone(UTC).replace(tzinfo=None).isoformat(" ")
-        if conn.dialect.name == "sqlite"
-        else moment
-    )
+#: numpy type and PostgreSQL binary send function of each column type :func:`fetch_columns` reads
+_TYPES = {
+    "int4": (np.int32, "int4send"),
+    "int8": (np.int64, "int8send"),
+    "float8": (np.float64, "float8send"),
+}
+
+
+def fetch_columns(
+    conn: Connection, columns: Sequence[tuple[str, str]], rest: str, params: tuple[Any, ...]
+) -> list[np.ndarray]:
+    """``SELECT <columns> <rest>`` as one numpy array per column, without a Python object per value
+    where the driver allows it.
+
+    ``columns`` are (SQL expression, type) pairs, type one of ``int4``, ``int8``, ``float8``; the
+    expressions must not be NULL. ``rest`` is the FROM/WHERE part, with ``%s`` placeholders for
+    ``params`` (always bound). PostgreSQL aggregates each column into one binary string
+    (``string_agg(int4send(expr), '')``: every column of a row is fed in the same scan order), which
+    numpy reads in place (up to PostgreSQL's 1 GB per value: over 100 million rows); SQLite's rows
+    come in chunks from the driver's cursor.
+    """
+    if conn.dialect.name != "postgresql":
+        sql = f"SELECT {', '.join(expr for expr, _ in columns)} {rest}"
+        chunks = [
+            [
+                np.array(values, dtype=_TYPES[t][0])
+                for values, (_, t) in zip(zip(*rows, strict=True), columns, strict=True)
+            ]
+            for rows in snapshots.fetch_chunks(conn, sql, params)
+        ]
+        if not chunks:
+            return [np.empty(0, dtype=_TYPES[t][0]) for _, t in columns]
+        return [np.concatenate(parts) for parts in zip(*chunks, strict=True)]
+    aggregates = ", ".join(f"string_agg({_TYPES[t][1]}(({expr})::{t}), ''::bytea)" for expr, t in columns)
+    raw: Any = conn.connection.driver_connection
+    with raw.cursor(binary=True) as cur:
+        values = cur.execute(f"SELECT {aggregates} {rest}", params).fetchone()
+    return [
+        np.frombuffer(value or b"", dtype=np.dtype(_TYPES[t][0]).newbyteorder(">")).astype(_TYPES[t][0])
+        for value, (_, t) in zip(values, columns, strict=True)
+    ]
 
 
 def load_purchases(
@@ -51,31 +88,40 @@ def load_purchases(
     because they are in another currency). Only positive amounts up to ``now``; purchases of
     customers not in ``customer_ids`` (sorted) are dropped.
     """
-    sql = (
-        f"SELECT customer_id, {snapshots.epoch_sql(conn, 'occurred_at')}, amount_minor FROM purchase "
-        "WHERE currency = %s AND amount_minor > 0 AND occurred_at <= %s"
+    who, times, amounts = fetch_columns(
+        conn,
+        [
+            ("customer_id", "int4"),
+            (snapshots.epoch_sql(conn, "occurred_at"), "float8"),
+            ("amount_minor", "int8"),
+        ],
+        "FROM purchase WHERE currency = %s AND amount_minor > 0 AND occurred_at <= %s",
+        (currency, _bound_time(conn, now)),
     )
-    chunks = [
-        np.array(chunk, dtype=np.float64)
-        for chunk in snapshots.fetch_chunks(conn, sql, (currency, _bound_time(conn, now)))
-    ]
-    data = np.concatenate(chunks) if chunks else np.empty((0, 3))
     other = conn.execute(
         sa.text("SELECT count(*) FROM purchase WHERE currency <> :currency AND amount_minor > 0"),
         {"currency": currency},
     ).scalar_one()
-    index, found = _node_index(customer_ids, data[:, 0].astype(np.int64))
-    return index[found], data[found, 1], data[found, 2], int(other)
+    index, found = _node_index(customer_ids, who.astype(np.int64))
+    return index[found], times[found], amounts[found].astype(np.float64), int(other)
 
 
 def load_followers(conn: Connection, customer_ids: np.ndarray, *, now: datetime) -> np.ndarray:
     """Per node: True when the customer follows one of our accounts (an open follow row at ``now``)."""
-    sql = "SELECT DISTINCT customer_id FROM follow WHERE unsubscribed_at IS NULL AND subscribed_at <= %s"
-    ids = [row[0] for chunk in snapshots.fetch_chunks(conn, sql, (_bound_time(conn, now),)) for row in chunk]
-    index, found = _node_index(customer_ids, np.array(ids, dtype=np.int64))
+    (ids,) = fetch_columns(
+        conn,
+        [("customer_id", "int4")],
+        "FROM follow WHERE unsubscribed_at IS NULL AND subscribed_at <= %s",
+        (_bound_time(conn, now),),
+    )
+    index, found = _node_index(customer_ids, ids.astype(np.int64))
     follower = np.zeros(len(customer_ids), dtype=bool)
     follower[index[found]] = True
     return follower
+
+
+def _bound_time(conn: Connection, moment: datetime) -> datetime | str:
+    return utc_text(moment) if conn.dialect.name == "sqlite" else moment
 
 
 def _node_index(customer_ids: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
