@@ -29,7 +29,7 @@ def serve(ctx: Context, host: str, port: int, workers: int, log_level: str) -> N
     """
     settings = ctx.settings
     ctx.store.check_schema()
-    names = [n for n, a in settings.accounts.items() if a.token is not None]
+    names = [n for n, a in settings.accounts.items() if a.platform == "wechat" and a.token is not None]
     if not names:
         raise ConfigError("no account has a callback token: set [accounts.NAME] token (and encoding_aes_key)")
     if workers < 1:
