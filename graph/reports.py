@@ -19,12 +19,12 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from graph.inputs import fetch_columns
 from graph.lifecycle import STAGES, funnel
 from graph.snapshots import (
     change_t,
     community_t,
     epoch_sql,
-    fetch_chunks,
     run_t,
     score_t,
     warning_t,
@@ -330,12 +330,16 @@ def funnel_report(store: Store) -> dict[str, Any]:
             .group_by(ch.from_stage, ch.to_stage)
             .order_by(sa.func.count().desc(), ch.from_stage, ch.to_stage)
         ).all()
-        sql = f"SELECT customer_id, to_stage, {epoch_sql(conn, 'changed_at')} FROM stage_change"
-        rows = [row for chunk in fetch_chunks(conn, sql, ()) for row in chunk]
-    customers = np.fromiter((r[0] for r in rows), np.int64, len(rows))
-    to_stage = np.array([r[1] for r in rows], dtype=object)
-    at = np.fromiter((r[2] for r in rows), np.float64, len(rows))
-    f = funnel(customers, np.full(len(rows), "", dtype=object), to_stage, at)
+        code = sa.case({name: i for i, name in enumerate(STAGES)}, value=ch.to_stage, else_=len(STAGES))
+        sql_code = str(code.compile(conn, compile_kwargs={"literal_binds": True}))  # constants only
+        customers, stage_code, at = fetch_columns(
+            conn,
+            [("customer_id", "int4"), (sql_code, "int4"), (epoch_sql(conn, "changed_at"), "float8")],
+            "FROM stage_change",
+            (),
+        )
+    names = np.array([*STAGES, ""], dtype=object)
+    f = funnel(customers, np.full(len(customers), "", dtype=object), names[stage_code], at)
 
     def maybe(value: float, digits: int) -> float | None:
         return None if value != value else round(value, digits)  # NaN: nobody yet
@@ -356,11 +360,13 @@ def funnel_report(store: Store) -> dict[str, Any]:
     }
 
 
-def churn_report(store: Store, *, limit: int | None = None) -> tuple[RunInfo, list[dict[str, Any]]]:
-    """Open churn warnings, the most valuable customers first, with their reasons."""
+def churn_report(store: Store, *, limit: int | None = None) -> tuple[RunInfo, int, list[dict[str, Any]]]:
+    """Open churn warnings: how many, and the first ``limit`` (the most valuable customers first)
+    with their reasons."""
     with store.connect() as conn:
         run = latest_run(conn)
         w, s = warning_t.c, score_t.c
+        total = conn.execute(sa.select(sa.func.count()).where(w.resolved_at.is_(None))).scalar_one()
         query = (
             sa.select(
                 w.customer_id,
@@ -381,17 +387,21 @@ def churn_report(store: Store, *, limit: int | None = None) -> tuple[RunInfo, li
         if limit is not None:
             query = query.limit(limit)
         rows = conn.execute(query).all()
-    return run, [
-        {
-            "customer_id": r.customer_id,
-            "name": r.display_name,
-            "since": r.created_at.isoformat(),
-            "reasons": json.loads(r.reasons),
-            "p_alive": r.p_alive,
-            "days_since_purchase": r.recency_days,
-            "clv_minor": r.clv_minor,
-            "spent_minor": r.monetary_minor,
-            "stage": r.stage,
-        }
-        for r in rows
-    ]
+    return (
+        run,
+        int(total),
+        [
+            {
+                "customer_id": r.customer_id,
+                "name": r.display_name,
+                "since": r.created_at.isoformat(),
+                "reasons": json.loads(r.reasons),
+                "p_alive": r.p_alive,
+                "days_since_purchase": r.recency_days,
+                "clv_minor": r.clv_minor,
+                "spent_minor": r.monetary_minor,
+                "stage": r.stage,
+            }
+            for r in rows
+        ],
+    )

@@ -279,23 +279,30 @@ def funnel(obj: Context, as_json: bool) -> None:
 
 
 @cli.command()
-@click.option("--limit", type=click.IntRange(1, 100_000), help="At most this many (most valuable first).")
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 1_000_000),
+    default=50,
+    show_default=True,
+    help="At most this many (most valuable first).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_ctx
 @handle_errors
-def churn(obj: Context, limit: int | None, as_json: bool) -> None:
+def churn(obj: Context, limit: int, as_json: bool) -> None:
     """Current churn warnings: customers at risk of leaving, most valuable first, with the reasons."""
     from graph.reports import churn_report
 
     obj.store.check_schema()
-    run, rows = churn_report(obj.store, limit=limit)
+    run, total, rows = churn_report(obj.store, limit=limit)
     if as_json:
-        echo_json({**run.as_dict(), "warnings": rows})
+        echo_json({**run.as_dict(), "total": total, "warnings": rows})
         return
     if not rows:
         console.print("No open churn warnings.", highlight=False)
     else:
-        table = Table(title=f"{len(rows)} churn warnings")
+        shown = f"the {len(rows):,} most valuable of " if len(rows) < total else ""
+        table = Table(title=f"Churn warnings: {shown}{total:,}")
         for column in ("ID", "Name", "Since", "P(alive)", "Days silent", "CLV", "Raised because"):
             table.add_column(
                 column, justify="right" if column in ("ID", "P(alive)", "Days silent") else "left"

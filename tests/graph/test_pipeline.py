@@ -238,8 +238,12 @@ def test_a_second_run_keeps_community_ids_and_records_stage_changes(
     assert rates[("prospect", "new")] == pytest.approx(1 / 16)  # Fan0, of 15 prospects and the newcomer
 
     at_risk = {c for c, s in after.items() if s == "at_risk"}
-    warnings = scrm_json(runner, config, "churn")["warnings"]
-    assert {w["customer_id"] for w in warnings} == at_risk
+    churn = scrm_json(runner, config, "churn")
+    warnings = churn["warnings"]
+    assert {w["customer_id"] for w in warnings} == at_risk and churn["total"] == len(at_risk)
+    clv = [w["clv_minor"] for w in warnings]
+    assert clv == sorted(clv, reverse=True)  # the most valuable first
+    assert len(scrm_json(runner, config, "churn", "--limit", "2")["warnings"]) == min(2, len(at_risk))
     at_risk_before = {c for c, s in before.items() if s == "at_risk"}
     assert second.new_churn_warnings == len(at_risk - at_risk_before)
     assert second.resolved_churn_warnings == len(at_risk_before - at_risk)
