@@ -25,6 +25,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 import sqlalchemy as sa
 
+from graph.groups import GROUP_MEMBER, co_member_ties
 from scrm.errors import GraphError
 
 if TYPE_CHECKING:
@@ -312,7 +313,9 @@ def load_graph(
         A tie loses half its weight every ``half_life_days`` days.
     kind_weights
         Weight per relation or interaction kind (``referred_by``, ``share_read``, ``reply``, ``mention``,
-        ...). Kinds missing here or weighted 0 add no edges. ``referred_by`` relations always give
+        ``invited_to_group``, ...). Kinds missing here or weighted 0 add no edges. ``group_member``
+        ties co-members of customer groups (:func:`graph.groups.co_member_ties`, both directions,
+        bounded per group). ``referred_by`` relations always give
         :attr:`SocialGraph.referral_parent` (the earliest referrer of a customer wins).
 
     Returns
@@ -381,6 +384,17 @@ def load_graph(
         if kind in REVERSED_KINDS:
             author, target = target, author
         add(author, target, at, np.full(author.shape[0], kind_weight))
+    if weights.get(GROUP_MEMBER):  # co-members of customer groups: bounded ties (graph/groups.py)
+        group, member, joined = _fetch(
+            conn,
+            f"SELECT m.group_id, m.customer_id, {_epoch_seconds(conn, 'm.joined_at')} "
+            "FROM group_membership m JOIN customer c ON c.id = m.customer_id AND c.merged_into_id IS NULL "
+            "WHERE m.left_at IS NULL ORDER BY m.group_id, m.joined_at, m.customer_id",
+            {},
+            3,
+        )
+        g_src, g_dst, g_at, g_w = co_member_ties(group, member, joined, weights[GROUP_MEMBER])
+        add(g_src, g_dst, g_at, g_w)
     child, referrer, first_at, rel_id = _fetch(
         conn,
         f"SELECT r.source_id, r.target_id, {_epoch_seconds(conn, 'r.first_at')}, r.id FROM relation r "
