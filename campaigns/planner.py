@@ -23,7 +23,6 @@ Rules, in order (the first that applies decides; its name is the skip reason):
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
@@ -361,11 +360,11 @@ def _usual_hours(
 ) -> None:
     t = inter_t.c
     hours: dict[int, Counter[int]] = defaultdict(Counter)
-    rows: Iterable[tuple[int, datetime]] = conn.execute(
+    rows = conn.execute(
         sa.select(t.customer_id, t.occurred_at)
         .join(ids, ids.c.id == t.customer_id)
         .where(t.occurred_at >= now - timedelta(days=90), t.occurred_at <= now)
-    ).tuples()
+    )
     for cid, at in rows:
         hours[cid][at.astimezone(tz).hour] += 1
     for cid, counter in hours.items():

@@ -195,8 +195,7 @@ def _events(store: Store, c: Campaign, now: datetime) -> list[tuple[str, list[in
             ids = sorted(set(conn.execute(q).scalars()))
             if ids:
                 out.append((f"{c.name}@score_run:{run}", ids))
-            return out
-        if event == "subscribe":
+        elif event == "subscribe":
             pattern = str(trigger.get("channel", "*"))
             rows = conn.execute(
                 sa.select(follow_t.c.id, follow_t.c.customer_id, follow_t.c.channel).where(
