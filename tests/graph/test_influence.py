@@ -91,3 +91,13 @@ def test_not_converged_and_bad_parameters_raise() -> None:
 def test_graph_without_edges_is_uniform_and_empty_graph_is_empty() -> None:
     np.testing.assert_allclose(pagerank(from_edges([1, 2, 3, 4], [], [])), [0.25] * 4)
     assert pagerank(from_edges([], [], [])).shape == (0,)
+
+
+def test_warm_start_gives_the_same_scores() -> None:
+    g = random_directed(3000, 15000, seed=4)
+    cold = pagerank(g)
+    rng = np.random.default_rng(0)
+    warm = pagerank(g, start=cold * rng.uniform(0.9, 1.1, g.n_nodes))
+    np.testing.assert_allclose(warm, cold, rtol=0, atol=1e-9)
+    with pytest.raises(GraphError, match="start must hold"):
+        pagerank(g, start=np.zeros(g.n_nodes))
