@@ -272,6 +272,7 @@ def explain_customer(store: Store, customer_id: int, *, history: int = 5) -> dic
         "merged_from": merged_from,
         "name": name,
         "social_value": round(float(row.social_value), 2),
+        "customers": run.summary.get("customers"),
         "components": components,
         "influence": row.influence,
         "reach_direct": row.reach_direct,

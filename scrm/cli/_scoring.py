@@ -105,12 +105,13 @@ def top(obj: Context, by: str, community: int | None, limit: int, as_json: bool)
     table = Table(
         title=f"Top {len(rows)} by {by}" + (f" in community {community}" if community is not None else "")
     )
+    customers = run.summary.get("customers", 1)  # PageRank x customers: 1.0 is the average customer
     for column in (
         "#",
         "ID",
         "Name",
         "Social value",
-        "Influence",
+        "Influence ×avg",
         "Reach",
         "CLV",
         "Comm.",
@@ -118,7 +119,8 @@ def top(obj: Context, by: str, community: int | None, limit: int, as_json: bool)
         "Made of",
     ):
         table.add_column(
-            column, justify="right" if column in ("#", "ID", "Social value", "Reach") else "left"
+            column,
+            justify="right" if column in ("#", "ID", "Social value", "Influence ×avg", "Reach") else "left",
         )
     for rank, r in enumerate(rows, 1):
         table.add_row(
@@ -126,7 +128,7 @@ def top(obj: Context, by: str, community: int | None, limit: int, as_json: bool)
             str(r["customer_id"]),
             r["name"],
             f"{r['social_value']:.1f}",
-            f"{r['influence']:.2e}",
+            f"{r['influence'] * customers:.1f}",
             f"{r['reach_two_hop']:,}",
             format_money(r["clv_minor"], run.currency),
             "" if r["community_id"] is None else str(r["community_id"]),
@@ -215,8 +217,9 @@ def explain(obj: Context, customer_id: int, history: int, as_json: bool) -> None
     p_alive = "n/a" if e["p_alive"] is None else f"{e['p_alive']:.2f}"
     since = "never bought" if e["recency_days"] is None else f"last purchase {e['recency_days']:.0f} days ago"
     lines = [
-        f"Influence {e['influence']:.3e}; audience {e['reach_direct']:,} direct, "
-        f"{e['reach_two_hop']:,} within two hops; referred {e['referral_reach']:,}; community {community}.",
+        f"Influence {e['influence']:.3g} ({e['influence'] * e['customers']:.1f}x the average); "
+        f"audience {e['reach_direct']:,} direct, {e['reach_two_hop']:,} within two hops; "
+        f"referred {e['referral_reach']:,}; community {community}.",
         f"RFM {e['rfm'] or '-'}: {since}, {e['frequency']} repeat purchases, "
         f"{format_money(e['monetary_minor'], cur)} spent.",
         f"P(alive) {p_alive}; expected purchases {e['expected_purchases'] or 0:.1f}; "
