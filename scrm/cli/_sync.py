@@ -35,8 +35,10 @@ def sync_wechat_cmd(obj: Context, account_name: str | None, as_json: bool) -> No
     A sync stopped at any point (Ctrl-C, a crash, kill -9) resumes where it
     stopped the next time; a sync with nothing new changes nothing.
     """
-    from connectors.follower_sync import sync_wechat
+    from connectors.follower_sync import SyncReport, sync_wechat
+    from scrm.errors import ScrmError
 
+    report = SyncReport(account=account_name or "")
     with Progress(
         "[progress.description]{task.description}",
         BarColumn(),
@@ -47,12 +49,18 @@ def sync_wechat_cmd(obj: Context, account_name: str | None, as_json: bool) -> No
         disable=as_json or not console.is_terminal,
     ) as bar:
         task = bar.add_task("Syncing followers", total=None)
-        report = sync_wechat(
-            obj.store,
-            obj.settings,
-            account_name,
-            progress=lambda done, total: bar.update(task, completed=done, total=total),
-        )
+        try:
+            sync_wechat(
+                obj.store,
+                obj.settings,
+                account_name,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+                report=report,
+            )
+        except ScrmError:
+            if as_json:  # what was done before it stopped, with the error; the message goes to stderr
+                echo_json(report.as_dict())
+            raise
     if as_json:
         echo_json(report.as_dict())
         return

@@ -349,10 +349,39 @@ def test_tags_taken_off_on_the_platform_are_taken_off_here(
     }
 
 
-def test_a_sync_killed_mid_way_resumes_to_the_same_store(tmp_path: Path, database_url: str) -> None:
-    pop = generate_population(followers=20_000, seed=13)
-    with SimulatorServer(pop, appid=APPID, secret=SECRET) as sim:
-        config = write_config(tmp_path / "killed.toml", database_url, sim, batch_size=1_000, concurrency=2)
+@pytest.fixture(scope="module")
+def kill_population() -> Population:
+    return generate_population(followers=8_000, seed=13)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(kill_population: Population, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The store an uninterrupted sync of ``kill_population`` makes (SQLite; compared by natural keys)."""
+    folder = tmp_path_factory.mktemp("uninterrupted")
+    with (
+        SimulatorServer(kill_population, appid=APPID, secret=SECRET) as sim,
+        closing(Store(f"sqlite:///{folder / 'reference.db'}")) as reference,
+    ):
+        reference.upgrade()
+        sync_wechat(reference, load_settings(write_config(folder / "ref.toml", str(reference.url), sim)))
+        return dump(reference)
+
+
+@pytest.mark.parametrize(
+    ("path", "seen"),
+    [("/cgi-bin/user/info/batchget", 30), ("/track/share_reads", 1)],
+    ids=["while-listing", "while-pulling-share-reads"],
+)
+def test_a_sync_killed_mid_way_resumes_to_the_same_store(
+    tmp_path: Path,
+    database_url: str,
+    path: str,
+    seen: int,
+    kill_population: Population,
+    uninterrupted: dict[str, Any],
+) -> None:
+    with SimulatorServer(kill_population, appid=APPID, secret=SECRET) as sim:
+        config = write_config(tmp_path / "killed.toml", database_url, sim, batch_size=500, concurrency=2)
         with closing(Store(database_url)) as fresh:
             fresh.upgrade()
         command = [sys.executable, "-m", "scrm", "--config", str(config), "sync", "wechat", "--json"]
@@ -360,29 +389,31 @@ def test_a_sync_killed_mid_way_resumes_to_the_same_store(tmp_path: Path, databas
         log = tmp_path / "killed.log"
         with log.open("wb") as err, subprocess.Popen(command, stdout=err, stderr=err, env=env) as child:
             deadline = time.monotonic() + 60
-            while sum(r["path"] == "/cgi-bin/user/info/batchget" for r in sim.requests()) < 45:
+            while sum(r["path"] == path for r in sim.requests()) < seen:
                 assert child.poll() is None, log.read_text()
                 assert time.monotonic() < deadline
                 time.sleep(0.002)
             child.send_signal(signal.SIGKILL)
         assert child.returncode == -signal.SIGKILL
         with closing(Store(database_url)) as killed_store, killed_store.connect() as conn:
-            finished = conn.execute(
-                sa.text("SELECT finished_at FROM sync_checkpoint WHERE kind = 'followers'")
-            )
-            assert finished.scalar_one() is None  # it really stopped half-way
-        resumed = subprocess.run(command, capture_output=True, env=env, timeout=120, text=True)
-        assert resumed.returncode == 0, resumed.stderr
-        assert '"resumed": true' in resumed.stdout
-
-        with closing(Store(f"sqlite:///{tmp_path / 'reference.db'}")) as reference:
-            reference.upgrade()
-            sync_wechat(
-                reference, load_settings(write_config(tmp_path / "ref.toml", str(reference.url), sim))
-            )
-            expected = dump(reference)
+            row = conn.execute(
+                sa.text("SELECT state, finished_at FROM sync_checkpoint WHERE kind = 'followers'")
+            ).one()
+        assert row.finished_at is None  # it really stopped half-way
+        state = json.loads(row.state)
+        since = len(sim.requests())
         with closing(Store(database_url)) as killed_store:
-            assert dump(killed_store) == expected
+            resumed = sync_wechat(killed_store, load_settings(config))  # the next sync, run here
+            assert resumed.resumed
+            assert dump(killed_store) == uninterrupted
+        # It went on from its checkpoint: profiles read again only for the followers not yet stored.
+        total = len(sim.state.subscribed())
+        left = total - state["done"] if state["phase"] == "list" else 0
+        assert state["cursor"] is None  # fewer than 10,000 followers: one page
+        redone = sum(r["path"] == "/cgi-bin/user/info/batchget" for r in sim.requests(since))
+        assert redone == -(-left // 100)
+        if path == "/track/share_reads":
+            assert left == 0
 
 
 def test_a_server_that_keeps_rejecting_tokens_stops_the_sync_with_a_clear_error(
@@ -397,6 +428,10 @@ def test_a_server_that_keeps_rejecting_tokens_stops_the_sync_with_a_clear_error(
     assert result.exit_code == 1
     assert "refused" in result.output and SECRET not in result.output
     assert "Traceback" not in result.output
+    as_json = CliRunner().invoke(cli, ["--config", str(settings.source), "sync", "wechat", "--json"])
+    assert as_json.exit_code == 1
+    partial = json.loads(as_json.stdout)
+    assert partial["followers"] == 0 and "refused 3 times" in partial["errors"][0]
     sim.reject_tokens(False)
     report = sync_wechat(store, settings)
     assert report.followers == len(sim.state.subscribed())
