@@ -221,7 +221,8 @@ def main() -> None:
         )
     Console(width=160).print(table)
     print(
-        "seconds: the sync's own wall clock inside its process (interpreter start-up excluded); × floor: seconds over the floor's seconds"
+        "seconds: the sync's own wall clock inside its process (interpreter start-up excluded); "
+        "× floor: seconds over the floor's seconds"
     )
 
 

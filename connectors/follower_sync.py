@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy.engine import Connection
 
@@ -44,7 +44,7 @@ from connectors.wechat import WeChatConnector
 from scrm.config import Settings
 from scrm.errors import ScrmError
 from scrm.identity import Merge
-from scrm.models import SyncCheckpoint, utcnow
+from scrm.models import utcnow
 from scrm.store import Store
 from scrm.sync_accounts import sync_accounts
 
@@ -52,9 +52,7 @@ __all__ = ["Progress", "SyncReport", "sync_followers", "sync_wechat"]
 
 #: progress(followers done, followers in the list)
 Progress = Callable[[int, int], None]
-checkpoint_t = SyncCheckpoint.__table__  # type: ignore[attr-defined]
 FOLLOWERS, SHARES = "followers", "share_reads"
-T = TypeVar("T")
 
 
 @dataclass
