@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from scrm.bot_settings import BotSettings
 from scrm.errors import ConfigError
 
-__all__ = ["ENV_PREFIX", "Settings", "WeChatAccount", "WeComAccount", "load_settings"]
+__all__ = ["ENV_PREFIX", "MastodonAccount", "Settings", "WeChatAccount", "WeComAccount", "load_settings"]
 
 ENV_PREFIX = "SCRM_"
 #: environment variables starting with SCRM_ that are not config overrides
@@ -83,6 +83,7 @@ class ScoringKinds(_Section):
     share_read: float = Field(1.0, ge=0)
     reply: float = Field(0.5, ge=0)
     mention: float = Field(0.5, ge=0)
+    boost: float = Field(0.5, ge=0)
     message_to: float = Field(0.25, ge=0)
     invited_to_group: float = Field(1.0, ge=0)
     group_member: float = Field(0.2, ge=0)
@@ -164,7 +165,27 @@ class WeComAccount(_Section):
         return self.corpid
 
 
-Account = Annotated[WeChatAccount | WeComAccount, Field(discriminator="platform")]
+class MastodonAccount(_Section):
+    """The brand's account on a Mastodon instance (followers, mentions, replies and boosts)."""
+
+    platform: Literal["mastodon"]
+    api_base_url: str = Field(min_length=1)  # https://social.example
+    access_token: SecretStr
+    handle: str = Field(pattern=r"^[A-Za-z0-9_]+@[A-Za-z0-9.-]+$")  # brand@social.example
+    display_name: str = ""
+
+    @property
+    def appid(self) -> str:
+        """The handle: the account's key in the store (``account.external_id``)."""
+        return self.handle
+
+    @property
+    def domain(self) -> str:
+        """The instance's domain: the scope of its people's ``mastodon`` identities."""
+        return self.handle.split("@", 1)[1]
+
+
+Account = Annotated[WeChatAccount | WeComAccount | MastodonAccount, Field(discriminator="platform")]
 
 
 class Settings(_Section):
@@ -235,7 +256,8 @@ def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, st
 def _describe(error: ValidationError, source: str, origins: dict[str, str]) -> str:
     lines = []
     for item in error.errors():
-        loc = [str(p) for p in item["loc"] if p not in ("wechat", "wecom")]  # drop the discriminator tag
+        # drop the discriminator tag
+        loc = [str(p) for p in item["loc"] if p not in ("wechat", "wecom", "mastodon")]
         key = ".".join(loc) or "(top level)"
         where = f"environment variable {origins[key]}" if key in origins else source
         kind = item["type"]
@@ -244,7 +266,7 @@ def _describe(error: ValidationError, source: str, origins: dict[str, str]) -> s
         elif kind == "missing":
             msg = "missing (required)"
         elif kind == "union_tag_invalid":
-            msg = "unknown platform (supported: 'wechat', 'wecom')"
+            msg = "unknown platform (supported: 'wechat', 'wecom', 'mastodon')"
         elif kind == "union_tag_not_found":
             msg = "missing key 'platform' (for example platform = \"wechat\")"
         else:

@@ -134,14 +134,23 @@ def _account_ids(conn: Connection, appids: set[str]) -> dict[str, int]:
     return {appid: id_ for appid, id_ in found.items() if id_ is not None}
 
 
-def write_inbound(conn: Connection, items: Sequence[tuple[InboundRecord, str, str, str]]) -> list[Outcome]:
+def write_inbound(
+    conn: Connection,
+    items: Sequence[tuple[InboundRecord, str, str, str]],
+    known_accounts: dict[str, int] | None = None,
+) -> list[Outcome]:
     """Store each (record, rule name, reply, status) unless its key is stored already.
 
     ``conn`` is in a transaction; everything (identities, interactions, follows, referrals, activity)
     is written through it, with a fixed number of statements per group (plus one or two per
-    subscribe or unsubscribe). The accounts must exist (``scrm init`` / ``sync_accounts``).
+    subscribe or unsubscribe). The accounts must exist (``scrm init`` / ``sync_accounts``);
+    ``known_accounts`` (appid -> account id) is a cache the caller keeps between groups.
     """
-    accounts = _account_ids(conn, {r.appid for r, *_ in items})
+    cache = {} if known_accounts is None else known_accounts  # appid -> account id (ids never change)
+    unknown = {r.appid for r, *_ in items} - set(cache)
+    if unknown:
+        cache.update(_account_ids(conn, unknown))
+    accounts = cache
     missing = {r.appid for r, *_ in items} - set(accounts)
     if missing:
         raise LookupError(f"no account with appid {sorted(missing)} in the store: run `scrm init`")
@@ -356,6 +365,7 @@ class GroupCommit:
         self._queue: queue.Queue[tuple[tuple[InboundRecord, str, str, str], Future[Outcome]] | None] = (
             queue.Queue()
         )
+        self._accounts: dict[str, int] = {}
         dbapi = store.engine.dialect.dbapi
         self._retryable: tuple[type[BaseException], ...] = (
             sa.exc.IntegrityError,
@@ -406,7 +416,7 @@ class GroupCommit:
                 with self.store.engine.connect() as conn:
                     if conn.dialect.name == "sqlite":
                         conn.exec_driver_sql("BEGIN IMMEDIATE")  # take the write lock before reading
-                    outcomes = write_inbound(conn, items)
+                    outcomes = write_inbound(conn, items, self._accounts)
                     conn.commit()
             except Exception as exc:  # every waiting request must hear of it
                 if isinstance(exc, self._retryable):
