@@ -19,7 +19,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
-from typing import ClassVar
+from typing import ClassVar, NoReturn
+
+from scrm.errors import ConnectorError
 
 __all__ = [
     "Connector",
@@ -35,6 +37,7 @@ __all__ = [
     "GroupMember",
     "GroupPage",
     "InteractionPage",
+    "ReadOnlyConnector",
     "SendResult",
     "ShareRead",
     "TagInfo",
@@ -318,3 +321,42 @@ class GroupConnector(Connector):
     def contact_events(self, cursor: str = "") -> Iterator[ContactEventPage]:
         """Pages of contact events after ``cursor`` (none by default)."""
         return iter(())
+
+
+class ReadOnlyConnector(Connector):
+    """A connector that only reads: every send and tag call raises :class:`~scrm.errors.ConnectorError`
+    saying so (``read_only_reason`` is added to the message)."""
+
+    read_only_reason: ClassVar[str] = "it reads only"
+
+    def _unsupported(self, what: str) -> NoReturn:
+        raise ConnectorError(
+            f"{self.platform}: {what} is not supported by this connector ({self.read_only_reason})"
+        )
+
+    def send_text(self, recipient: str, text: str) -> SendResult:
+        self._unsupported("sending a message")
+
+    def send_template(
+        self, recipient: str, template_id: str, data: Mapping[str, str], url: str | None = None
+    ) -> SendResult:
+        self._unsupported("a template message")
+
+    def send_mass_text(
+        self,
+        text: str,
+        *,
+        recipients: Sequence[str] | None = None,
+        tag_id: int | None = None,
+        client_msg_id: str,
+    ) -> SendResult:
+        self._unsupported("a mass message")
+
+    def create_tag(self, name: str) -> TagInfo:
+        self._unsupported("creating a tag")
+
+    def tag_followers(self, tag_id: int, ids: Sequence[str]) -> None:
+        self._unsupported("tagging")
+
+    def untag_followers(self, tag_id: int, ids: Sequence[str]) -> None:
+        self._unsupported("untagging")

@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, NoReturn, TypeVar
+from typing import Any, TypeVar
 
 from mastodon import Mastodon
 from mastodon.errors import (
@@ -46,7 +46,7 @@ from mastodon.errors import (
     MastodonUnauthorizedError,
 )
 
-from connectors.base import Connector, FollowerPage, FollowerProfile, InteractionPage, SendResult, TagInfo
+from connectors.base import FollowerPage, FollowerProfile, InteractionPage, ReadOnlyConnector, TagInfo
 from scrm.config import MastodonAccount, Settings, SyncSettings
 from scrm.errors import ConfigError, ConnectorError, RateLimited, TokenRejected
 
@@ -158,8 +158,8 @@ def interactions_of(status: Mapping[str, Any], domain: str) -> list[SocialIntera
     return out
 
 
-class MastodonConnector(Connector):
-    """One Mastodon account (the brand's), read through Mastodon.py."""
+class MastodonConnector(ReadOnlyConnector):
+    """One Mastodon account (the brand's), read through Mastodon.py; sending is not offered."""
 
     platform = "mastodon"
     profile_batch_size = 40  # GET /api/v1/accounts?id[]= takes at most 40
@@ -292,35 +292,3 @@ class MastodonConnector(Connector):
     def interactions(self, cursor: str = "") -> Iterator[InteractionPage]:
         """No share reads on Mastodon: its interactions come from :meth:`posts`."""
         return iter(())
-
-    # -- sending and tags: not offered -------------------------------------------------------------
-
-    def _unsupported(self, what: str) -> NoReturn:
-        raise ConnectorError(f"Mastodon: {what} is not supported by this connector (it reads only)")
-
-    def send_text(self, recipient: str, text: str) -> SendResult:
-        self._unsupported("sending a message")
-
-    def send_template(
-        self, recipient: str, template_id: str, data: Mapping[str, str], url: str | None = None
-    ) -> SendResult:
-        self._unsupported("a template message")
-
-    def send_mass_text(
-        self,
-        text: str,
-        *,
-        recipients: Sequence[str] | None = None,
-        tag_id: int | None = None,
-        client_msg_id: str,
-    ) -> SendResult:
-        self._unsupported("a mass message")
-
-    def create_tag(self, name: str) -> TagInfo:
-        self._unsupported("creating a tag")
-
-    def tag_followers(self, tag_id: int, ids: Sequence[str]) -> None:
-        self._unsupported("tagging")
-
-    def untag_followers(self, tag_id: int, ids: Sequence[str]) -> None:
-        self._unsupported("untagging")

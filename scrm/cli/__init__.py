@@ -13,6 +13,7 @@ from scrm.cli import (
     _bot,  # noqa: F401
     _campaigns,  # noqa: F401
     _core,  # noqa: F401  (registers its commands)
+    _mastodon,  # noqa: F401
     _merges,  # noqa: F401
     _scoring,  # noqa: F401
     _serve,  # noqa: F401
