@@ -342,6 +342,8 @@ def _run(store: Store, settings: Settings, run_id: int, now: datetime, clock: St
             store, run_id, rows, as_of=now, previous=inputs.previous, summary=summary
         )
         snapshots.prune_snapshots(store, settings.scoring.keep_snapshots)
+        # PostgreSQL's planner must know the snapshot tables grew (segments join them); no-op on SQLite
+        store.analyze("customer_score", "stage_change", "churn_warning", "community")
     return {
         "run_id": run_id,
         "as_of": now,
