@@ -17,9 +17,9 @@ commits). The stages, each over all customers at once:
 Purchases are read in one currency, ``[import] default_currency``; orders in other currencies are
 left out of customer value (counted in the run's summary), because amounts in different units cannot
 be added. Refunds (negative amounts) are not purchases: they are left out, not netted. Purchases on
-the same day in ``[scrm] timezone`` count as one (the repeat-purchase convention of BG/NBD). Purchases,
-interactions and follows dated after ``now`` are ignored, so a rescore "as of" a past time sees
-what was known then.
+the same day in ``[scrm] timezone`` count as one (the repeat-purchase convention of BG/NBD). Purchases and
+follows dated after ``now`` are ignored; ties dated after it count as new (no decay), so a rescore
+"as of" a past time sees the purchases and follows known then.
 
 The community-role component of the social value is a customer's bridge score (the share of their
 ties that reach other communities) plus 1 for a community leader: leaders rank first, then bridges.

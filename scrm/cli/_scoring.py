@@ -36,7 +36,8 @@ def _as_of_line(run: dict[str, Any], obj: Context) -> str:
     "--as-of",
     "as_of",
     type=click.DateTime(["%Y-%m-%d", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S"]),
-    help="Score as of this time (configured time zone); later facts are ignored. Default: now.",
+    help="Score as of this time (configured time zone): decay and recency count from it, later "
+    "purchases and follows are ignored. Default: now.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @pass_ctx
