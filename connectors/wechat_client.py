@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -44,6 +45,36 @@ from scrm.errors import (
 __all__ = ["ERRORS", "WeChatApi", "error_for"]
 
 log = logging.getLogger(__name__)
+_SECRET_PARAM = re.compile(r"((?:access_token|secret)=)[^&\s\"']+")
+
+
+class RedactSecrets(logging.Filter):
+    """Hide ``access_token=`` and ``secret=`` values in log records (urllib3 logs request URLs at DEBUG).
+
+    >>> RedactSecrets().redact("GET /cgi-bin/token?appid=wx1&secret=abc&x=1")
+    'GET /cgi-bin/token?appid=wx1&secret=***&x=1'
+    """
+
+    @staticmethod
+    def redact(text: str) -> str:
+        return _SECRET_PARAM.sub(r"\1***", text)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(self.redact(a) if isinstance(a, str) else a for a in record.args)
+        if isinstance(record.msg, str):
+            record.msg = self.redact(record.msg)
+        return True
+
+
+def _redact_http_logs() -> None:
+    """Put :class:`RedactSecrets` on the loggers of the HTTP stack (once)."""
+    for name in ("urllib3.connectionpool", "httpx", "httpcore", "wechatpy"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactSecrets) for f in logger.filters):
+            logger.addFilter(RedactSecrets())
+
+
 T = TypeVar("T")
 
 #: errcodes meaning "the access token is not (or no longer) valid": fetch a new one and retry
@@ -189,6 +220,7 @@ class WeChatApi:
         self.policy = policy or RetryPolicy()
         self.errors, self.label = errors, label
         self.keeper = _TokenKeeper(errors, label)
+        _redact_http_logs()
         self._factory: Callable[[WeChatApi], Any] = client_factory or _Client
         self._local = threading.local()
         self._clients: list[Any] = []

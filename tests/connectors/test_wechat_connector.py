@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 from collections.abc import Iterator
@@ -251,3 +252,14 @@ def test_threads_share_one_token_under_contention(big_sim: SimulatorServer) -> N
             t.join()
     assert not errors
     assert len([r for r in big_sim.requests(since) if r["path"] == "/cgi-bin/token"]) == 1
+
+
+def test_tokens_and_secrets_stay_out_of_debug_logs(
+    sim: SimulatorServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.DEBUG), _connector(sim) as wechat:
+        wechat.tags()
+        token = wechat.api.keeper.token(wechat.api.client())
+    text = "\n".join(record.getMessage() for record in caplog.records)
+    assert "access_token=***" in text  # urllib3 logged the request URL, redacted
+    assert token not in text and SECRET not in text
