@@ -19,6 +19,7 @@ concurrent requests for a millisecond or two and writes them together (one commi
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -366,6 +367,7 @@ class GroupCommit:
             queue.Queue()
         )
         self._accounts: dict[str, int] = {}
+        self._conn: Connection | None = None
         dbapi = store.engine.dialect.dbapi
         self._retryable: tuple[type[BaseException], ...] = (
             sa.exc.IntegrityError,
@@ -383,6 +385,7 @@ class GroupCommit:
     def close(self) -> None:
         self._queue.put(None)
         self._thread.join(timeout=10)
+        self._drop_connection()
 
     def _take(self) -> tuple[list[tuple[tuple[InboundRecord, str, str, str], Future[Outcome]]], bool]:
         first = self._queue.get()
@@ -408,24 +411,42 @@ class GroupCommit:
             if group:
                 self._write(group)
 
+    def _connection(self) -> Connection:
+        """The writer's own connection, kept between groups (a pooled one costs a ROLLBACK per group)."""
+        if self._conn is None or self._conn.closed or self._conn.invalidated:
+            self._conn = self.store.engine.connect()
+        return self._conn
+
+    def _drop_connection(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()
+            self._conn = None
+
     def _write(self, group: list[tuple[tuple[InboundRecord, str, str, str], Future[Outcome]]]) -> None:
         items = [item for item, _ in group]
         error: BaseException | None = None
         for attempt in range(5):
             try:
-                with self.store.engine.connect() as conn:
-                    if conn.dialect.name == "sqlite":
-                        conn.exec_driver_sql("BEGIN IMMEDIATE")  # take the write lock before reading
+                conn = self._connection()
+                if conn.dialect.name == "sqlite":
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")  # take the write lock before reading
+                try:
                     outcomes = write_inbound(conn, items, self._accounts)
                     conn.commit()
+                except BaseException:
+                    conn.rollback()
+                    raise
             except Exception as exc:  # every waiting request must hear of it
                 if isinstance(exc, self._retryable):
                     # a key claimed by another process at the same moment, a deadlock, a busy database
                     log.info("inbound group of %d conflicted (attempt %d): %s", len(items), attempt + 1, exc)
                     error = exc
+                    self._drop_connection()
                     continue
                 log.exception("writing %d inbound records failed", len(items))
                 error = exc
+                self._drop_connection()
                 break
             for (_, future), outcome in zip(group, outcomes, strict=True):
                 future.set_result(outcome)
