@@ -59,16 +59,11 @@ def fetch_columns(
     """
     if conn.dialect.name != "postgresql":
         sql = f"SELECT {', '.join(expr for expr, _ in columns)} {rest}"
-        chunks = [
-            [
-                np.array(values, dtype=_TYPES[t][0])
-                for values, (_, t) in zip(zip(*rows, strict=True), columns, strict=True)
-            ]
-            for rows in snapshots.fetch_chunks(conn, sql, params)
-        ]
-        if not chunks:
-            return [np.empty(0, dtype=_TYPES[t][0]) for _, t in columns]
-        return [np.concatenate(parts) for parts in zip(*chunks, strict=True)]
+        # One float64 matrix per chunk is twice as fast as a transpose into per-column arrays; it
+        # holds integers exactly up to 2**53.
+        chunks = [np.array(rows, dtype=np.float64) for rows in snapshots.fetch_chunks(conn, sql, params)]
+        table = np.concatenate(chunks) if chunks else np.empty((0, len(columns)))
+        return [table[:, i].astype(_TYPES[t][0]) for i, (_, t) in enumerate(columns)]
     aggregates = ", ".join(f"string_agg({_TYPES[t][1]}(({expr})::{t}), ''::bytea)" for expr, t in columns)
     raw: Any = conn.connection.driver_connection
     with raw.cursor(binary=True) as cur:
