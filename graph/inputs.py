@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection
 
 from graph import snapshots
 from graph.build import SocialGraph
+from scrm.errors import StoreError
 from scrm.purchases import utc_text
 
 __all__ = ["ScoreInputs", "fetch_columns", "load_followers", "load_purchases"]
@@ -56,6 +57,18 @@ def fetch_columns(
     (``string_agg(int4send(expr), '')``: every column of a row is fed in the same scan order), which
     numpy reads in place (up to PostgreSQL's 1 GB per value: over 100 million rows); SQLite's rows
     come in chunks from the driver's cursor.
+
+    Examples
+    --------
+    >>> from scrm.store import Store
+    >>> store = Store("sqlite://"); _ = store.upgrade()
+    >>> with store.connect() as conn:
+    ...     _ = conn.exec_driver_sql("INSERT INTO customer (display_name, created_at) VALUES "
+    ...                              "('Li', '2026-05-01 00:00:00'), ('Wang', '2026-05-02 00:00:00')")
+    ...     ids, half = fetch_columns(conn, [("id", "int4"), ("id / 2.0", "float8")],
+    ...                               "FROM customer WHERE display_name <> %s ORDER BY id", ("",))
+    >>> ids, half
+    (array([1, 2], dtype=int32), array([0.5, 1. ]))
     """
     if conn.dialect.name != "postgresql":
         sql = f"SELECT {', '.join(expr for expr, _ in columns)} {rest}"
@@ -68,10 +81,13 @@ def fetch_columns(
     raw: Any = conn.connection.driver_connection
     with raw.cursor(binary=True) as cur:
         values = cur.execute(f"SELECT {aggregates} {rest}", params).fetchone()
-    return [
+    arrays = [
         np.frombuffer(value or b"", dtype=np.dtype(_TYPES[t][0]).newbyteorder(">")).astype(_TYPES[t][0])
         for value, (_, t) in zip(values, columns, strict=True)
     ]
+    if len({len(a) for a in arrays}) > 1:  # string_agg skips NULLs: the columns would not line up
+        raise StoreError(f"fetch_columns: a NULL in {[expr for expr, _ in columns]} {rest}")
+    return arrays
 
 
 def load_purchases(
