@@ -19,6 +19,7 @@ from scrm.cli import (
     _serve,  # noqa: F401
     _simulator,  # noqa: F401
     _sync,  # noqa: F401
+    _wecom,  # noqa: F401
 )
 from scrm.cli._common import EXIT_REJECTED, cli
 
