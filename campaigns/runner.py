@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -57,6 +58,7 @@ class RunResult:
     pending: int = 0
     samples: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+    plan_seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -71,6 +73,7 @@ class RunResult:
             "pending": self.pending,
             "samples": self.samples,
             "seconds": round(self.seconds, 3),
+            "plan_seconds": round(self.plan_seconds, 3),
         }
 
 
@@ -98,22 +101,35 @@ class _Messages:
         self.renderers = [Renderer(local)] if local and local.is_dir() else []
         self.renderers.append(Renderer(DEFAULT_TEMPLATES))
         self.variants = {v.name: v for v in campaign.variants}
+        self._by_file: dict[str, Renderer] = {}
+        self._compiled: dict[str, jinja2.Template] = {}
 
     def _file(self, name: str, context: dict[str, Any]) -> str:
-        for renderer in self.renderers[:-1]:
-            if (renderer.folder / name).is_file():
-                return renderer.render(name, context)
-        return self.renderers[-1].render(name, context)
+        renderer = self._by_file.get(name)
+        if renderer is None:
+            found = (r for r in self.renderers[:-1] if (r.folder / name).is_file())
+            renderer = self._by_file[name] = next(found, self.renderers[-1])
+        return renderer.render(name, context)
+
+    def _field(self, key: str, source: str, context: dict[str, Any]) -> str:
+        """A template field, compiled once per campaign (not once per customer)."""
+        strings, name = self.renderers[-1], f"field {key}"
+        compiled = self._compiled.get(source)
+        if compiled is None:
+            try:
+                compiled = self._compiled[source] = strings.env.from_string(source)
+            except jinja2.TemplateSyntaxError:
+                strings.render_string(source, context, name=name)  # raises the renderer's TemplateError
+                raise
+        template = compiled
+        return strings._run(name, lambda: template, context)
 
     def render(self, variant: Variant, context: dict[str, Any], channel: str) -> str:
         payload: dict[str, Any] = {}
         if variant.template:
             payload["text"] = self._file(variant.template, context)
         if self.campaign.template_id and (channel == "template" or self.campaign.action == "text"):
-            strings = self.renderers[-1]
-            fields = {
-                k: strings.render_string(v, context, name=f"field {k}") for k, v in variant.fields.items()
-            }
+            fields = {k: self._field(k, v, context) for k, v in variant.fields.items()}
             payload["fields"] = fields or {"first": payload.get("text", "")}
         return json.dumps(payload, ensure_ascii=False)
 
@@ -327,6 +343,7 @@ def run_campaign(
     if connector is None:
         raise CampaignError("a campaign run needs a connector (only a dry run does without)")
     run_id, created = _open_run(store, settings, campaign, key, when, now, only)
+    planned = time.perf_counter() - started
     _, appid = campaign_account(settings, campaign)
     with store.connect() as conn:
         account_id = int(
@@ -356,6 +373,7 @@ def run_campaign(
         sent,
         pending,
         seconds=time.perf_counter() - started,
+        plan_seconds=planned,
     )
 
 
