@@ -31,9 +31,9 @@ from connectors.wechat import WeChatConnector
 from connectors.wechat_callback import Reply, WeChatCallback
 from scrm.config import Settings, WeChatAccount
 from scrm.errors import CallbackRejected, ScrmError, SignatureRejected
+from scrm.group_commit import GroupCommit
 from scrm.inbound import (
     FollowerContext,
-    GroupCommit,
     InboundRecord,
     follower_context,
     is_following,

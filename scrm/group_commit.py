@@ -1,0 +1,134 @@
+"""Group commit: inbound records from many concurrent requests written in shared transactions.
+
+A callback server answers each message only once its record is durably stored; committing every
+record on its own would make the database's commit rate the bot's limit. :class:`GroupCommit` runs
+one writer thread: a request submits its record and waits on a future; the writer takes what is
+queued, waits up to ``window`` seconds for more, writes the group with
+:func:`~scrm.inbound.write_inbound` in one transaction and resolves the futures.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+import time
+from concurrent.futures import Future
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from scrm.inbound import InboundRecord, Outcome, write_inbound
+from scrm.store import Store
+
+__all__ = ["GroupCommit"]
+
+log = logging.getLogger(__name__)
+
+
+class GroupCommit:
+    """Writes records from many threads in shared transactions: one commit per group, not per record.
+
+    :meth:`submit` queues a batch item and returns a future of its :class:`Outcome`. A writer thread
+    takes what is queued, waits up to ``window`` seconds for more (up to ``max_batch``), writes it all in
+    one transaction and resolves the futures. When the transaction fails on a unique key that another
+    process claimed at the same moment (a new follower's identity), the group is written again: the
+    second time the key is found. ``window = 0`` writes each group as soon as the writer is free.
+    """
+
+    def __init__(self, store: Store, *, window: float = 0.002, max_batch: int = 256) -> None:
+        self.store = store
+        self.window = window
+        self.max_batch = max_batch
+        self._queue: queue.Queue[tuple[tuple[InboundRecord, str, str, str], Future[Outcome]] | None] = (
+            queue.Queue()
+        )
+        self._accounts: dict[str, int] = {}
+        self._conn: Connection | None = None
+        dbapi = store.engine.dialect.dbapi
+        self._retryable: tuple[type[BaseException], ...] = (
+            sa.exc.IntegrityError,
+            sa.exc.OperationalError,
+            *((dbapi.IntegrityError, dbapi.OperationalError) if dbapi is not None else ()),
+        )
+        self._thread = threading.Thread(target=self._run, name="scrm-inbound-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, record: InboundRecord, rule: str, reply: str, status: str) -> Future[Outcome]:
+        future: Future[Outcome] = Future()
+        self._queue.put(((record, rule, reply, status), future))
+        return future
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=10)
+        self._drop_connection()
+
+    def _take(self) -> tuple[list[tuple[tuple[InboundRecord, str, str, str], Future[Outcome]]], bool]:
+        first = self._queue.get()
+        if first is None:
+            return [], True
+        group = [first]
+        deadline = time.monotonic() + self.window
+        while len(group) < self.max_batch:
+            remaining = deadline - time.monotonic()
+            try:
+                item = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:
+                return group, True
+            group.append(item)
+        return group, False
+
+    def _run(self) -> None:
+        stop = False
+        while not stop:
+            group, stop = self._take()
+            if group:
+                self._write(group)
+
+    def _connection(self) -> Connection:
+        """The writer's own connection, kept between groups (a pooled one costs a ROLLBACK per group)."""
+        if self._conn is None or self._conn.closed or self._conn.invalidated:
+            self._conn = self.store.engine.connect()
+        return self._conn
+
+    def _drop_connection(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()
+            self._conn = None
+
+    def _write(self, group: list[tuple[tuple[InboundRecord, str, str, str], Future[Outcome]]]) -> None:
+        items = [item for item, _ in group]
+        error: BaseException | None = None
+        for attempt in range(5):
+            try:
+                conn = self._connection()
+                if conn.dialect.name == "sqlite":
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")  # take the write lock before reading
+                try:
+                    outcomes = write_inbound(conn, items, self._accounts)
+                    conn.commit()
+                except BaseException:
+                    conn.rollback()
+                    raise
+            except Exception as exc:  # every waiting request must hear of it
+                if isinstance(exc, self._retryable):
+                    # a key claimed by another process at the same moment, a deadlock, a busy database
+                    log.info("inbound group of %d conflicted (attempt %d): %s", len(items), attempt + 1, exc)
+                    error = exc
+                    self._drop_connection()
+                    continue
+                log.exception("writing %d inbound records failed", len(items))
+                error = exc
+                self._drop_connection()
+                break
+            for (_, future), outcome in zip(group, outcomes, strict=True):
+                future.set_result(outcome)
+            return
+        assert error is not None
+        for _, future in group:
+            future.set_exception(error)
