@@ -328,3 +328,26 @@ def test_explain_follows_a_merge_and_refuses_unknown_customers(
     assert explained["monetary_minor"] == 6000 and explained["frequency"] == 2
     code, out = scrm(runner, ready, "explain", "99")
     assert code == 1 and "no customer 99" in out
+
+
+def test_a_store_failing_mid_write_rolls_the_whole_snapshot_back(
+    runner: CliRunner, shop: tuple[Path, Store, dict[str, int]]
+) -> None:
+    config, store, _ = shop
+    settings = load_settings(config)
+    good = rescore(store, settings, now=T0)
+    with store.connect() as conn:  # the last table the snapshot writes to goes missing
+        conn.exec_driver_sql("DROP TABLE churn_warning")
+    with pytest.raises(StoreError, match="previous snapshot is still the current one"):
+        rescore(store, settings, now=T0 + timedelta(days=30))
+    with store.connect() as conn:
+        runs = conn.execute(sa.select(run_t.c.id, run_t.c.status).order_by(run_t.c.id)).all()
+        written = {
+            table: conn.execute(
+                sa.text(f"SELECT count(*) FROM {table} WHERE run_id = :r"), {"r": runs[-1].id}
+            ).scalar_one()
+            for table in ("customer_score", "community", "stage_change")
+        }
+    assert [r.status for r in runs] == ["done", "failed"]
+    assert written == {"customer_score": 0, "community": 0, "stage_change": 0}
+    assert scrm_json(runner, config, "top")["run_id"] == good.run_id
