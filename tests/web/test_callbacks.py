@@ -122,6 +122,16 @@ def test_refused_requests_store_nothing(wechat_sim: SimulatorServer, store: Stor
         ("another appid", {**params, "encrypt_type": "aes", "msg_signature": msg_signature}, sealed, 400),
         ("forged msg_signature", {**params, "encrypt_type": "aes", "msg_signature": "f" * 40}, sealed, 403),
         (
+            "signed garbage ciphertext",
+            {
+                **params,
+                "encrypt_type": "aes",
+                "msg_signature": sign(token, params["timestamp"], params["nonce"], "QUJD"),
+            },
+            "<xml><Encrypt>QUJD</Encrypt></xml>",
+            400,
+        ),
+        (
             "garbage ciphertext",
             {**params, "encrypt_type": "aes", "msg_signature": "f" * 40},
             "<xml><Encrypt>@@@</Encrypt></xml>",
