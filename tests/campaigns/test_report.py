@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -32,6 +33,12 @@ name = "b"
 [audience]
 subscribed = true
 """
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    """SQLite only: what is tested here is logic, the storage paths run on both in test_dispatch."""
+    return f"sqlite:///{tmp_path / 'scrm.db'}"
 
 
 def test_report_counts_replies_and_purchases_in_the_window(world: World, runner: CliRunner) -> None:

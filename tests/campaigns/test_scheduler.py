@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
 import sqlalchemy as sa
 import time_machine
 
@@ -27,6 +29,12 @@ first = "Weekly news"
 [audience]
 role = "leader"
 """
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    """SQLite only: what is tested here is logic, the storage paths run on both in test_dispatch."""
+    return f"sqlite:///{tmp_path / 'scrm.db'}"
 
 
 def runs(w: World) -> list[str]:

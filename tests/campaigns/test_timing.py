@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 import time_machine
 
@@ -23,6 +25,12 @@ first = "Hello"
 role = "leader"
 subscribed = true
 """
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    """SQLite only: what is tested here is logic, the storage paths run on both in test_dispatch."""
+    return f"sqlite:///{tmp_path / 'scrm.db'}"
 
 
 def due_times(w: World) -> dict[int, datetime]:
