@@ -77,59 +77,107 @@ def _key_dict(key: Any) -> dict[str, str]:
     return {"kind": key[0], "scope": key[1], "value": key[2]}
 
 
+_SOURCE_OF_KEY = sa.select(identity_t.c.source).where(
+    identity_t.c.kind == sa.bindparam("k_kind"),
+    identity_t.c.scope == sa.bindparam("k_scope"),
+    identity_t.c.value == sa.bindparam("k_value"),
+)
+
+
 def _sides(conn: Connection, evidence: dict[str, Any]) -> None:
     """Add the source each side's key was learnt from (one small query per key)."""
-    i = identity_t.c
     for side in ("key", "kept_key"):
         key = evidence.get(side)
         if key is None:
             continue
-        source = conn.execute(
-            sa.select(i.source).where(i.kind == key["kind"], i.scope == key["scope"], i.value == key["value"])
-        ).scalar()
-        key["source"] = source or ""
+        params = {"k_kind": key["kind"], "k_scope": key["scope"], "k_value": key["value"]}
+        key["source"] = conn.execute(_SOURCE_OF_KEY, params).scalar() or ""
 
 
-def _record(conn: Connection, merge_id: int, table: sa.Table, column: str, id_col: Any, where: Any) -> None:
-    conn.execute(
-        sa.insert(moved_t).from_select(
-            _MOVED_COLUMNS,
-            sa.select(
-                sa.literal(merge_id),
-                sa.literal(table.name),
-                sa.literal(column),
-                id_col,
-                sa.literal("moved"),
-                sa.literal(""),
-            ).where(where),
-        )
+def _record(table: sa.Table, column: str, id_col: Any, where: Any) -> sa.Insert:
+    """``INSERT INTO merge_moved_row SELECT :m_id, table, column, id, 'moved', '' FROM table WHERE ...``."""
+    return sa.insert(moved_t).from_select(
+        _MOVED_COLUMNS,
+        sa.select(
+            sa.bindparam("m_id", type_=sa.Integer),
+            sa.literal(table.name),
+            sa.literal(column),
+            id_col,
+            sa.literal("moved"),
+            sa.literal(""),
+        ).where(where),
     )
+
+
+@dataclass(frozen=True)
+class _MoveStatements:
+    """The statements that move one column of one table, built once (bound: m_id, m_kept, m_merged)."""
+
+    table: sa.Table
+    column: str
+    id_col: str
+    record: sa.Insert
+    update: sa.Update
+    dropped: sa.Select[Any] | None
+    delete: sa.Delete | None
+
+
+def _build(table: sa.Table, column: str, id_col: str, unique: tuple[str, ...]) -> _MoveStatements:
+    kept, merged = sa.bindparam("m_kept", type_=sa.Integer), sa.bindparam("m_merged", type_=sa.Integer)
+    where = table.c[column] == merged
+    free = where
+    if unique:  # the kept customer's own row wins; a tie between the two (a self-loop) is dropped
+        mine = table.alias("kept_row")
+        free = sa.and_(
+            where, ~sa.exists().where(mine.c[column] == kept, *[mine.c[u] == table.c[u] for u in unique])
+        )
+        if table is rel_t:
+            free = sa.and_(free, *[table.c[u] != kept for u in unique if u.endswith("_id")])
+    return _MoveStatements(
+        table,
+        column,
+        id_col,
+        _record(table, column, table.c[id_col], free),
+        sa.update(table).where(free).values({column: kept}),
+        sa.select(table).where(where) if unique else None,
+        sa.delete(table).where(where) if unique else None,
+    )
+
+
+_STATEMENTS: list[_MoveStatements] = []
+
+
+def _statements() -> list[_MoveStatements]:
+    if not _STATEMENTS:
+        _STATEMENTS.extend(_build(*move) for move in _MOVES)
+    return _STATEMENTS
 
 
 def _jsonable(value: Any) -> Any:
     return value.isoformat() if isinstance(value, datetime) else value
 
 
-def _drop(conn: Connection, merge_id: int, table: sa.Table, column: str, where: Any, id_col: str) -> None:
-    """Keep the rows matching ``where`` as JSON in merge_moved_row, then delete them."""
-    rows = conn.execute(sa.select(table).where(where)).mappings().all()
+def _drop(conn: Connection, move: _MoveStatements, params: dict[str, int]) -> None:
+    """Keep the merged customer's conflicting rows as JSON in merge_moved_row, then delete them."""
+    assert move.dropped is not None and move.delete is not None
+    rows = conn.execute(move.dropped, params).mappings().all()
     if not rows:
         return
     conn.execute(
         sa.insert(moved_t),
         [
             {
-                "merge_id": merge_id,
-                "table_name": table.name,
-                "column_name": column,
-                "row_id": row[id_col],
+                "merge_id": params["m_id"],
+                "table_name": move.table.name,
+                "column_name": move.column,
+                "row_id": row[move.id_col],
                 "action": "dropped",
                 "data": json.dumps({k: _jsonable(v) for k, v in row.items()}),
             }
             for row in rows
         ],
     )
-    conn.execute(sa.delete(table).where(where))
+    conn.execute(move.delete, params)
 
 
 def merge_customers(
@@ -160,22 +208,12 @@ def merge_customers(
             "evidence": json.dumps(record, sort_keys=True),
         },
     ).scalar_one()
-    for table, column, id_col, unique in _MOVES:
-        where = table.c[column] == merged
-        if unique:  # the kept customer's own row wins; a tie between the two (a self-loop) is dropped
-            mine = table.alias("kept_row")
-            free = sa.and_(
-                where,
-                ~sa.exists().where(mine.c[column] == kept, *[mine.c[u] == table.c[u] for u in unique]),
-            )
-            if table is rel_t:
-                free = sa.and_(free, *[table.c[u] != kept for u in unique if u.endswith("_id")])
-        else:
-            free = where
-        _record(conn, merge_id, table, column, table.c[id_col], free)
-        conn.execute(sa.update(table).where(free).values({column: kept}))
-        if unique:
-            _drop(conn, merge_id, table, column, where, id_col)
+    params = {"m_id": merge_id, "m_kept": kept, "m_merged": merged}
+    for move in _statements():
+        conn.execute(move.record, params)
+        conn.execute(move.update, params)
+        if move.dropped is not None:
+            _drop(conn, move, params)
     conn.execute(sa.update(customer_t).where(customer_t.c.id == merged).values(merged_into_id=kept))
     return merge_id
 
@@ -188,10 +226,11 @@ def move_late_purchases(conn: Connection, merged: int, kept: int) -> None:
         sa.select(sa.func.max(m.id)).where(m.merged_id == merged, m.kept_id == kept, m.undone_at.is_(None))
     ).scalar()
     purchase_t = Purchase.__table__  # type: ignore[attr-defined]
-    where = purchase_t.c.customer_id == merged
+    where = purchase_t.c.customer_id == sa.bindparam("m_merged", type_=sa.Integer)
+    params = {"m_id": merge_id, "m_merged": merged}
     if merge_id is not None:
-        _record(conn, int(merge_id), purchase_t, "customer_id", purchase_t.c.id, where)
-    conn.execute(sa.update(purchase_t).where(where).values(customer_id=kept))
+        conn.execute(_record(purchase_t, "customer_id", purchase_t.c.id, where), params)
+    conn.execute(sa.update(purchase_t).where(where).values(customer_id=kept), params)
 
 
 def _live(conn: Connection, customer_id: int) -> Any:

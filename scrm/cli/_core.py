@@ -231,14 +231,19 @@ def customer(obj: Context, customer_id: int, limit: int, as_json: bool) -> None:
         ),
         (
             "Merges",
-            ["Id", "Kept", "Merged", "Why", "When", "Undo"],
+            ["Kept", "Merged", "Reason", "When"],
+            [
+                [str(m["kept_id"]), str(m["merged_id"]), m["reason"], when(m["created_at"])]
+                for m in record["merges"]
+            ],
+        ),
+        (
+            "Merge evidence",
+            ["Merge", "By", "Undo"],
             [
                 [
                     str(m["id"]),
-                    str(m["kept_id"]),
-                    str(m["merged_id"]),
-                    f"{m['evidence'].get('by', 'auto')}: {m['reason']}",
-                    when(m["created_at"]),
+                    m["evidence"].get("by", "auto"),
                     m["undo"] or f"undone {when(m['undone_at'])}",
                 ]
                 for m in record["merges"]
