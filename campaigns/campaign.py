@@ -163,7 +163,9 @@ def _variants(data: Mapping[str, Any], action: str, loc: Locator) -> tuple[Varia
             raise loc.error(key, f"unknown key {key!r} in a variant (known: name, template, fields, weight)")
         name = str(item.get("name") or f"v{len(variants) + 1}")
         if name == CONTROL:
-            raise loc.error("name", "a variant cannot be called 'control' (the hold-out group is)")
+            raise loc.error(
+                "name", "a variant cannot be called 'control' (the hold-out group is)", near=f'"{name}"'
+            )
         template = str(item.get("template", data.get("template", "")))
         fields = {**base_fields, **_need(item.get("fields", {}), dict, "fields", loc, "a table")}
         weight = float(_need(item.get("weight", 1.0), (int, float), "weight", loc, "a number"))

@@ -169,11 +169,15 @@ class Locator:
     def __init__(self, source: str, text: str) -> None:
         self.source, self.lines = source, text.splitlines()
 
-    def error(self, key: str, message: str) -> CampaignError:
-        pattern = re.compile(rf"(^|[\s{{,\[]){re.escape(key)}\s*=")
-        for number, line in enumerate(self.lines, 1):
-            if pattern.search(line.split("#", 1)[0]):
-                return CampaignError(f"{self.source}, line {number}: {message}")
+    def error(self, key: str, message: str, *, near: str = "") -> CampaignError:
+        """The error, at the first line setting ``key`` (containing ``near`` when given) or its table."""
+        assignment = re.compile(rf"(^|[\s{{,\[]){re.escape(key)}\s*=")
+        header = re.compile(rf"^\s*\[+[\w.]*\b{re.escape(key)}\]+")
+        for pattern in (assignment, header):
+            for number, line in enumerate(self.lines, 1):
+                code = line.split("#", 1)[0]
+                if pattern.search(code) and near in code:
+                    return CampaignError(f"{self.source}, line {number}: {message}")
         return CampaignError(f"{self.source}: {message}")
 
 
