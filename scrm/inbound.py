@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from scrm.identity import KeyTuple, insert_ignoring_conflicts, resolve
-from scrm.inbound_rows import claim_inbound, insert_interactions, upsert_activity
+from scrm.inbound_rows import claim_and_record_pg, claim_inbound, insert_interactions, upsert_activity
 from scrm.models import (
     Account,
     CustomerScore,
@@ -165,7 +165,13 @@ def write_inbound(
         (account_id, key, ids[k], items[k][0].kind, items[k][1], items[k][3], items[k][2], now)
         for (account_id, key), k in first.items()
     ]
-    claimed = claim_inbound(conn, rows)
+    recorded = conn.dialect.name == "postgresql"  # interactions and last actions in the same statement
+    if recorded:
+        claimed = claim_and_record_pg(
+            conn, [(*row, *_interaction(items[k][0])) for row, k in zip(rows, first.values(), strict=True)]
+        )
+    else:
+        claimed = claim_inbound(conn, rows)
     stored: dict[tuple[int, str], tuple[str, str]] = {}
     for account_id in {a for a, key in first if (a, key) not in claimed}:
         keys = [key for a, key in first if a == account_id and (a, key) not in claimed]
@@ -189,21 +195,39 @@ def write_inbound(
                 old_reply, old_status = stored.get(where, ("", "none"))
             outcomes.append(Outcome(ids[k], True, old_reply, old_status))
     if mine:
-        _apply(conn, [(items[k][0], accounts[items[k][0].appid], ids[k], referrer_of[k]) for k in mine])
+        _apply(
+            conn,
+            [(items[k][0], accounts[items[k][0].appid], ids[k], referrer_of[k]) for k in mine],
+            recorded=recorded,
+        )
     return outcomes
 
 
-def _apply(conn: Connection, claimed: list[tuple[InboundRecord, int, int, int | None]]) -> None:
-    """What the claimed records mean for the store: interactions, follows, referrals, last actions."""
+def _interaction(record: InboundRecord) -> tuple[str, str, datetime, str, str, bool]:
+    """(platform, external_id, occurred_at, content, channel, counts as the follower's own action)."""
+    channel = record.scene if record.kind in ("subscribe", "scan") else ""
+    content = record.key if record.kind in ("click", "view") else record.content
+    external_id = f"{record.appid}:{record.dedup_key}"
+    return (
+        record.platform,
+        external_id,
+        record.created,
+        content,
+        channel,
+        record.kind not in ("view", "other"),
+    )
+
+
+def _apply(
+    conn: Connection, claimed: list[tuple[InboundRecord, int, int, int | None]], *, recorded: bool = False
+) -> None:
+    """What the claimed records mean for the store: interactions, follows, referrals, last actions
+    (``recorded``: interactions and last actions are written already)."""
     interactions: list[tuple[Any, ...]] = []
     last: dict[tuple[int, int], tuple[int, int, datetime, str]] = {}
     for record, account_id, cid, ref_id in claimed:
-        channel = record.scene if record.kind in ("subscribe", "scan") else ""
-        content = record.key if record.kind in ("click", "view") else record.content
-        external_id = f"{record.appid}:{record.dedup_key}"
-        interactions.append(
-            (record.platform, external_id, record.kind, cid, account_id, record.created, content, channel)
-        )
+        platform, external_id, created, content, channel, acts = _interaction(record)
+        interactions.append((platform, external_id, record.kind, cid, account_id, created, content, channel))
         if record.kind == "subscribe":
             _subscribe(conn, record, account_id, cid, ref_id, channel)
         elif record.kind == "unsubscribe":
@@ -213,12 +237,13 @@ def _apply(conn: Connection, claimed: list[tuple[InboundRecord, int, int, int | 
                 .where(f.account_id == account_id, f.customer_id == cid, f.unsubscribed_at.is_(None))
                 .values(unsubscribed_at=record.created)
             )
-        if record.kind not in ("view", "other"):
+        if acts:
             previous = last.get((account_id, cid))
             if previous is None or record.created >= previous[2]:
                 last[(account_id, cid)] = (account_id, cid, record.created, record.kind)
-    insert_interactions(conn, interactions)
-    upsert_activity(conn, list(last.values()))
+    if not recorded:
+        insert_interactions(conn, interactions)
+        upsert_activity(conn, list(last.values()))
 
 
 def _subscribe(
