@@ -11,7 +11,9 @@ skipped and logged. The run key is the campaign's name and the latest scheduled 
 moment the job runs, computed from the trigger, so two scheduler processes (two ``scrm serve``) firing
 the same schedule meet on one run key and one of them does the work.
 
-**Triggers** are looked for every ``trigger_interval_seconds`` by :func:`fire_triggers`:
+Every ``trigger_interval_seconds`` unfinished runs send what has come due (:func:`resume_due`: messages
+held back by the quiet hours or for the customer's usual hour), and **triggers** are looked for by
+:func:`fire_triggers`:
 ``stage_change`` (``to``: a lifecycle stage) and ``churn_warning`` after each finished ``scrm score``
 (one run per score run, key ``name@score_run:ID``); ``subscribe`` (``channel``: a shell pattern of the
 channel QR code's scene), ``purchase`` and ``keyword`` (``keyword``: in a message) within the last day,
@@ -54,10 +56,12 @@ from scrm.store import Store
 
 __all__ = [
     "build_trigger",
+    "connector_factory",
     "describe_timing",
     "fire_triggers",
     "latest_fire",
     "latest_runs",
+    "resume_due",
     "run_scheduled",
     "start_scheduler",
 ]
@@ -142,7 +146,8 @@ def latest_runs(store: Store) -> dict[str, dict[str, Any]]:
     return {r[0]: {"run_key": r[1], "status": r[2], "started_at": r[3]} for r in rows}
 
 
-def _connector_factory(settings: Settings) -> ConnectorFactory:
+def connector_factory(settings: Settings) -> ConnectorFactory:
+    """Opens a connector of the campaign's account (as `scrm serve` does)."""
     from campaigns.runner import campaign_account
     from connectors.wechat import WeChatConnector
 
@@ -162,7 +167,7 @@ def run_scheduled(config_path: str | None, name: str) -> None:
         fired = latest_fire(build_trigger(campaign, settings.scrm.tz), utcnow() + timedelta(seconds=1))
         if fired is None:
             return
-        with _connector_factory(settings)(campaign) as connector:
+        with connector_factory(settings)(campaign) as connector:
             result = run_campaign(store, settings, campaign, connector, scheduled_for=fired)
         log.info("campaign %s: %s", result.run_key, result.counts.status)
     except (ScrmError, KeyError) as exc:
@@ -258,11 +263,41 @@ def fire_triggers(
     return started
 
 
+def resume_due(
+    store: Store,
+    settings: Settings,
+    campaigns: dict[str, Campaign],
+    connectors: ConnectorFactory,
+    *,
+    clock: Callable[[], datetime] = utcnow,
+) -> dict[str, int]:
+    """Send what has come due in unfinished runs (after quiet hours, at usual hours); sent per run key."""
+    with store.connect() as conn:
+        rows = conn.execute(
+            sa.select(run_t.c.run_key, run_t.c.campaign, run_t.c.scheduled_for).where(
+                run_t.c.status == "sending"
+            )
+        ).all()
+    sent: dict[str, int] = {}
+    for key, name, when in rows:
+        campaign = campaigns.get(name)
+        if campaign is None:
+            continue
+        with connectors(campaign) as connector:
+            result = run_campaign(
+                store, settings, campaign, connector, key=key, scheduled_for=when, clock=clock
+            )
+        sent[key] = result.sent_now
+    return sent
+
+
 def _trigger_job(config_path: str | None) -> None:
     settings = load_settings(config_path)
     store = Store(settings.database_url)
     try:
-        fire_triggers(store, settings, load_campaigns(default_folder(settings)), _connector_factory(settings))
+        campaigns = load_campaigns(default_folder(settings))
+        resume_due(store, settings, campaigns, connector_factory(settings))
+        fire_triggers(store, settings, campaigns, connector_factory(settings))
     except ScrmError as exc:
         log.error("campaign triggers failed: %s", exc)
     finally:

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 import time_machine
 
 from campaigns.campaign import load_campaigns
-from campaigns.scheduler import _connector_factory, fire_triggers, latest_fire, run_scheduled, start_scheduler
+from campaigns.scheduler import connector_factory, fire_triggers, latest_fire, run_scheduled, start_scheduler
 from connectors.sync import import_purchases
 from graph.pipeline import rescore
 from scrm.models import CampaignRun, Follow, StageChange
@@ -141,12 +141,12 @@ subscribed = true
             sa.select(f.c.id, f.c.channel).where(f.c.subscribed_at >= now - timedelta(days=1))
         ).all()
     campaigns = load_campaigns(w.folder)
-    started = fire_triggers(w.store, w.settings, campaigns, _connector_factory(w.settings), now=now)
+    started = fire_triggers(w.store, w.settings, campaigns, connector_factory(w.settings), now=now)
     kol = [fid for fid, channel in follows if channel.startswith("kol_")]
     assert kol and at_risk
     assert started.get("welcome", 0) == len(kol)
     assert started.get("winback", 0) == (1 if at_risk else 0)
-    assert fire_triggers(w.store, w.settings, campaigns, _connector_factory(w.settings), now=now) == {}
+    assert fire_triggers(w.store, w.settings, campaigns, connector_factory(w.settings), now=now) == {}
     keys = runs(w)
     assert sorted(k for k in keys if k.startswith("welcome@")) == sorted(f"welcome@follow:{i}" for i in kol)
     per_campaign = [(m["openid"], m["payload"]["data"]["first"]["value"][:7]) for m in w.sim.sent]
