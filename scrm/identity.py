@@ -39,6 +39,7 @@ _PLATFORMS: dict[str, str] = {
     IdentityKind.OPENID: "wechat",
     IdentityKind.UNIONID: "wechat",
     IdentityKind.WECOM_EXTERNAL: "wecom",
+    IdentityKind.MASTODON: "mastodon",
 }
 
 identity_t = Identity.__table__  # type: ignore[attr-defined]

@@ -113,6 +113,12 @@ class IdentityKind(enum.StrEnum):
     EMAIL = "email"
     #: a WeCom external_userid, scoped to the corpid (like an openid to its appid)
     WECOM_EXTERNAL = "wecom_external"
+    #: a Mastodon handle ``user@domain``, scoped to the instance's domain
+    MASTODON = "mastodon"
+    #: a phone or email a profile shows but the platform did not verify (scope: the profile's handle);
+    #: never merges, only feeds merge suggestions
+    PHONE_UNVERIFIED = "phone_unverified"
+    EMAIL_UNVERIFIED = "email_unverified"
 
 
 class Account(SQLModel, table=True):

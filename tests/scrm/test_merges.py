@@ -15,13 +15,16 @@ from sqlalchemy.engine import Connection
 from scrm.cli import cli
 from scrm.errors import MergeRefused
 from scrm.identity import resolve
+from scrm.merge_suggestions import compute_suggestions, list_suggestions
 from scrm.merges import find_merge, manual_merge, unmerge
 from scrm.models import (
     Account,
     Customer,
+    CustomerGroup,
     CustomerMerge,
     CustomerTag,
     Follow,
+    GroupMembership,
     Identity,
     Interaction,
     MergeMovedRow,
@@ -279,3 +282,27 @@ def test_suggestions_scored_listed_accepted_and_undone_through_the_cli(
         assert {(s["customer_a"], s["customer_b"]) for s in json.loads(out)} == {(ids[4], ids[5])}
     finally:
         store.close()
+
+
+def test_same_name_in_the_same_group_is_suggested(store: Store) -> None:
+    with store.connect() as conn:
+        account_id = conn.execute(
+            sa.insert(table(Account)).returning(table(Account).c.id),
+            {"name": "corp", "platform": "wecom", "external_id": "ww1", "created_at": T0},
+        ).scalar_one()
+        a = one(conn, [("wecom_external", "ww1", "wmA")], "Zhao Min")
+        b = one(conn, [("phone", "", "+8613900000000")], "zhao min")
+        c = one(conn, [("phone", "", "+8613900000001")], "Zhao Min")  # same name, no group: 0.35
+        group = conn.execute(
+            sa.insert(table(CustomerGroup)).returning(table(CustomerGroup).c.id),
+            {"account_id": account_id, "platform": "wecom", "external_id": "g1", "created_at": T0},
+        ).scalar_one()
+        conn.execute(
+            sa.insert(table(GroupMembership)),
+            [{"group_id": group, "customer_id": cid, "joined_at": T0} for cid in (a, b)],
+        )
+        assert compute_suggestions(conn) == 1
+        (found,) = list_suggestions(conn)
+    assert (found.customer_a, found.customer_b) == (a, b) and c not in (a, b)
+    assert [e["clue"] for e in found.evidence] == ["same_name", "same_group"]
+    assert found.score == pytest.approx(1 - 0.65 * 0.75)
