@@ -50,6 +50,21 @@ __all__ = ["CONTACTS", "EVENTS", "GROUPS", "WeComSyncReport", "sync_corp", "sync
 CONTACTS, GROUPS, EVENTS = "wecom_contacts", "wecom_groups", "wecom_events"
 #: progress(groups done, groups listed so far)
 Progress = Callable[[int, int], None]
+_TABLES = ("identity", "customer", "staff_contact", "customer_group", "group_membership", "relation")
+
+
+class _Statistics:
+    """ANALYZE the tables whenever the rows this sync read have doubled (PostgreSQL's planner would
+    otherwise keep believing the tables empty and scan them whole for every lookup: quadratic)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store, self.rows, self.at = store, 0, 1_000
+
+    def grew(self, rows: int) -> None:
+        self.rows += rows
+        if self.rows >= 2 * self.at:
+            self.at = self.rows
+            self.store.analyze(*_TABLES)
 
 
 @dataclass
@@ -130,10 +145,11 @@ def sync_corp(
     started = time.perf_counter()
     report = WeComSyncReport(account=name)
     with store.bulk() as conn, sqlite_page_cache(conn):
-        _contacts(conn, connector, account, batch_size, report)
-        _groups(conn, connector, account, group_batch, now, progress, report)
+        statistics = _Statistics(store)
+        _contacts(conn, connector, account, batch_size, report, statistics)
+        _groups(conn, connector, account, group_batch, now, progress, report, statistics)
         _events(conn, connector, account, report)
-    store.analyze("identity", "customer", "staff_contact", "customer_group", "group_membership", "relation")
+    store.analyze(*_TABLES)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -154,7 +170,12 @@ def _begin(
 
 
 def _contacts(
-    conn: Connection, connector: GroupConnector, account: AccountRef, batch_size: int, report: WeComSyncReport
+    conn: Connection,
+    connector: GroupConnector,
+    account: AccountRef,
+    batch_size: int,
+    report: WeComSyncReport,
+    statistics: _Statistics,
 ) -> None:
     checkpoint = _begin(conn, account, CONTACTS, {"cursor": None}, report)
     pending: list[ExternalContact] = []
@@ -167,6 +188,7 @@ def _contacts(
             checkpoint.state["cursor"] = page.next_cursor
             checkpoint.save(conn, finished=page.next_cursor is None)
         report.contacts += len(pending)
+        statistics.grew(len(pending))
         pending = []
 
 
@@ -203,6 +225,7 @@ def _groups(
     now: datetime | None,
     progress: Progress | None,
     report: WeComSyncReport,
+    statistics: _Statistics,
 ) -> None:
     fresh = {"sync_time": (now or utcnow()).isoformat(), "cursor": None, "done": 0}
     checkpoint = _begin(conn, account, GROUPS, fresh, report)
@@ -219,6 +242,7 @@ def _groups(
                 state["cursor"], state["done"] = item.cursor, item.end
             checkpoint.save(conn, finished=item.last_of_page and item.next_cursor is None)
         report.groups += len(item.infos)
+        statistics.grew(sum(len(g.members) for g in item.infos))
         done += len(item.infos)
         if progress is not None:
             progress(done, done)

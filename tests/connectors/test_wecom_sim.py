@@ -265,3 +265,16 @@ def test_the_events_feed_lists_deletions_up_to_the_clock(sim: WeComSimulator, po
     by_staff = sum(e["change_type"] == "del_external_contact" for e in events)
     assert by_staff == int((removed & (pop.f_removed_by == 1)).sum())
     assert [e["time"] for e in events] == sorted(e["time"] for e in events)
+
+
+def test_the_packages_public_names_are_pinned() -> None:
+    import connectors.wecom_sim as package
+
+    assert set(package.__all__) == {
+        "CHANNELS",
+        "TOKEN_SECONDS",
+        "WeComCredentials",
+        "WeComPopulation",
+        "WeComSimulator",
+        "generate_wecom_population",
+    }
