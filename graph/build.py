@@ -294,6 +294,23 @@ def _fetch(conn: sa.Connection, sql: str, params: Mapping[str, Any], ncols: int)
     return [table[:, i].copy() for i in range(ncols)]
 
 
+_LIVE = (
+    "JOIN customer a ON a.id = {a} AND a.merged_into_id IS NULL "
+    "JOIN customer b ON b.id = {b} AND b.merged_into_id IS NULL"
+)
+
+
+def _relations(conn: sa.Connection, kind: str, time_column: str, extra_column: str) -> list[npt.NDArray[Any]]:
+    """source, target, a time column as unix seconds and one more column of the relations of ``kind``."""
+    return _fetch(
+        conn,
+        f"SELECT r.source_id, r.target_id, {_epoch_seconds(conn, time_column)}, {extra_column} "
+        "FROM relation r " + _LIVE.format(a="r.source_id", b="r.target_id") + " WHERE r.kind = :kind",
+        {"kind": kind},
+        4,
+    )
+
+
 def load_graph(
     conn: sa.Connection,
     *,
@@ -345,10 +362,6 @@ def load_graph(
         .all(),
         dtype=np.int64,
     )
-    live = (
-        "JOIN customer a ON a.id = {a} AND a.merged_into_id IS NULL "
-        "JOIN customer b ON b.id = {b} AND b.merged_into_id IS NULL"
-    )
     src_parts: list[npt.NDArray[Any]] = []
     dst_parts: list[npt.NDArray[Any]] = []
     w_parts: list[npt.NDArray[Any]] = []
@@ -363,20 +376,13 @@ def load_graph(
 
     weights = {kind: float(w) for kind, w in kind_weights.items() if float(w) > 0}
     for kind, kind_weight in sorted(weights.items()):
-        rel_src, rel_dst, rel_at, rel_w = _fetch(
-            conn,
-            f"SELECT r.source_id, r.target_id, {_epoch_seconds(conn, 'r.last_at')}, r.weight FROM relation r "
-            + live.format(a="r.source_id", b="r.target_id")
-            + " WHERE r.kind = :kind",
-            {"kind": kind},
-            4,
-        )
+        rel_src, rel_dst, rel_at, rel_w = _relations(conn, kind, "r.last_at", "r.weight")
         add(rel_src, rel_dst, rel_at, kind_weight * rel_w)
         author, target, at = _fetch(
             conn,
             f"SELECT i.customer_id, i.target_customer_id, {_epoch_seconds(conn, 'i.occurred_at')} "
             "FROM interaction i "
-            + live.format(a="i.customer_id", b="i.target_customer_id")
+            + _LIVE.format(a="i.customer_id", b="i.target_customer_id")
             + " WHERE i.kind = :kind AND i.target_customer_id IS NOT NULL",
             {"kind": kind},
             3,
@@ -395,14 +401,7 @@ def load_graph(
         )
         g_src, g_dst, g_at, g_w = co_member_ties(group, member, joined, weights[GROUP_MEMBER])
         add(g_src, g_dst, g_at, g_w)
-    child, referrer, first_at, rel_id = _fetch(
-        conn,
-        f"SELECT r.source_id, r.target_id, {_epoch_seconds(conn, 'r.first_at')}, r.id FROM relation r "
-        + live.format(a="r.source_id", b="r.target_id")
-        + " WHERE r.kind = :kind",
-        {"kind": REFERRED_BY},
-        4,
-    )
+    child, referrer, first_at, rel_id = _relations(conn, REFERRED_BY, "r.first_at", "r.id")
     order = np.lexsort((rel_id, first_at))  # earliest first: from_edges keeps the first pair per child
     src_all = np.concatenate(src_parts) if src_parts else np.zeros(0)
     dst_all = np.concatenate(dst_parts) if dst_parts else np.zeros(0)
