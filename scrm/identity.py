@@ -6,6 +6,8 @@ to, creating customers for keys never seen and attaching new keys to the custome
 When one record carries keys of two different customers, they are one person: the younger customer is
 merged into the older one, every row is re-pointed, and a :class:`~scrm.models.CustomerMerge` keeps the
 key, the reason and the evidence (:mod:`scrm.merges` records the rows it moved, so it can be undone).
+Two customers whose merge a person undid are never merged again automatically: a record carrying keys
+of both goes to the older one and leaves the other's keys where they are.
 All of it works on batches, with a fixed number of queries per batch.
 """
 
@@ -19,8 +21,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from scrm.key_cache import KeyCache
 from scrm.merges import merge_customers
-from scrm.models import Account, Customer, Identity, IdentityKind, utcnow
+from scrm.models import Account, Customer, CustomerMerge, Identity, IdentityKind, utcnow
 
 __all__ = [
     "Key",
@@ -76,6 +79,7 @@ class Resolution:
     customers_created: int = 0
     identities_added: int = 0
     merges: list[Merge] = field(default_factory=list)
+    created_ids: list[int] = field(default_factory=list)  # customers created here: no rows anywhere yet
 
 
 def insert_ignoring_conflicts(conn: Connection, table: sa.Table) -> sa.Insert:
@@ -183,6 +187,7 @@ _IDENTITY_COLUMNS = "customer_id, kind, scope, value, platform, account_id, sour
 def _insert_identities(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
     """Insert identity rows (the columns above, less created_at) in one statement per batch."""
     now = utcnow()
+    rows = sorted(rows, key=lambda row: (row[1], row[2], row[3]))  # unique key order: local B-tree inserts
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
         if conn.dialect.name == "postgresql":
@@ -200,12 +205,20 @@ def _insert_identities(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
         cursor.close()
 
 
+def _undone_pairs(conn: Connection) -> set[frozenset[int]]:
+    """Pairs of customers whose merge a person undid (``scrm unmerge``): never merged again automatically."""
+    m = CustomerMerge.__table__.c  # type: ignore[attr-defined]
+    rows = conn.execute(sa.select(m.kept_id, m.merged_id).where(m.undone_at.is_not(None)))
+    return {frozenset(pair) for pair in rows}
+
+
 def resolve(
     conn: Connection,
     key_sets: Sequence[Sequence[KeyTuple]],
     *,
     source: str,
     names: Sequence[str] | None = None,
+    cache: KeyCache | None = None,
 ) -> Resolution:
     """Find or create the customer of each key set.
 
@@ -219,8 +232,12 @@ def resolve(
         Where the keys were learnt (``"import:shop"``), kept on each new identity.
     names
         Optional display name per record, used for customers created here.
+    cache
+        Keys known from earlier batches of a bulk load (:mod:`scrm.key_cache`): only the others are
+        looked up, and this batch's keys are added to it.
     """
-    known = _lookup(conn, {k for keys in key_sets for k in keys})
+    wanted = {k for keys in key_sets for k in keys}
+    known = _lookup(conn, wanted) if cache is None else cache.known(conn, wanted, _lookup)
     owner: dict[KeyTuple, int] = dict(known)  # key -> customer id; ids < 0 are customers still to create
     members: dict[int, set[KeyTuple]] = {}
     for key, cid in known.items():
@@ -230,6 +247,7 @@ def resolve(
     merges: list[tuple[int, int, Key, Key]] = []  # kept, merged, the merged one's key, the kept one's
     record_owner: list[int] = []
     forward: dict[int, int] = {}  # customer merged away in this batch -> the one it went into
+    undone: set[frozenset[int]] | None = None  # pairs whose merge was undone, read when first needed
 
     def find(cid: int) -> int:
         while cid in forward:
@@ -274,6 +292,7 @@ def resolve(
             record_owner.append(found)
             continue
         owners = sorted({owner[k] for k in keys if k in owner}, key=lambda c: (c < 0, abs(c)))
+        apart: set[int] = set()  # customers a person unmerged from cid: they stay apart
         if not owners:
             cid = next_new
             next_new -= 1
@@ -283,11 +302,16 @@ def resolve(
             kept_key = next(k for k in keys if owner.get(k) == cid)
             for other in owners[1:]:
                 if other > 0:  # two stored customers meet: a real merge
+                    if undone is None:
+                        undone = _undone_pairs(conn)
+                    if frozenset((cid, other)) in undone:
+                        apart.add(other)
+                        continue
                     shared = next(k for k in keys if owner.get(k) == other)
                     merges.append((cid, other, Key(*shared), Key(*kept_key)))
                 absorb(cid, other)
         for k in keys:
-            if owner.get(k) != cid:
+            if owner.get(k) != cid and owner.get(k) not in apart:
                 owner[k] = cid
                 members.setdefault(cid, set()).add(k)
         record_owner.append(cid)
@@ -307,7 +331,7 @@ def resolve(
     def final(cid: int) -> int:
         return real.get(cid, cid)
 
-    result = Resolution(customer_ids=[], customers_created=len(real))
+    result = Resolution(customer_ids=[], customers_created=len(real), created_ids=list(real.values()))
     for kept, merged, key, kept_key in merges:
         kept = final(kept)
         reason = f"both customers carry {key}"
@@ -341,5 +365,7 @@ def resolve(
         result.identities_added = len(rows)
 
     per_set = [final(find(c)) for c in record_owner]
+    if cache is not None:
+        cache.learn({k: final(find(c)) for k, c in owner.items()}, merged=bool(merges))
     result.customer_ids = [per_set[i] for i in record_set]
     return result

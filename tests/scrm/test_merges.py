@@ -149,6 +149,11 @@ def test_merge_records_evidence_and_unmerge_restores_the_exact_rows(store: Store
         assert conn.execute(sa.select(table(CustomerMerge).c.undone_at)).scalar() is not None
         with pytest.raises(MergeRefused, match="already undone"):
             unmerge(conn, merge.id)
+        # the same record again: the pair stays apart, the record goes to the older customer
+        again = resolve(conn, [[PHONE, OPENID]], source="import:shop")
+        assert (again.customer_ids, again.merges, again.identities_added) == ([a], [], 0)
+    with store.connect() as conn:
+        assert snapshot(conn) == before
 
 
 def test_rows_added_after_the_merge_stay_with_the_kept_customer(store: Store) -> None:
