@@ -22,10 +22,7 @@ _INBOUND = (
     ("dedup_key", "text"),
     ("customer_id", "int"),
     ("kind", "text"),
-    (
-        "rule",
-        "text",
-    ),
+    ("rule", "text"),
     ("status", "text"),
     ("reply", "text"),
     ("received_at", "timestamptz"),
