@@ -24,10 +24,11 @@ class MastodonSimServer(BackgroundServer):
         token: str = "sim-token",
         rate_limit: int = 300,
         rate_window: float = 300.0,
+        port: int = 0,
     ) -> None:
         self.clock = SimClock(at or population.now)
         self.state = SimState(population, self.clock, token, rate_limit, rate_window)
-        super().__init__(build_app(self.state))
+        super().__init__(build_app(self.state), port=port)
 
     @property
     def token(self) -> str:
