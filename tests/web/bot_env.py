@@ -26,6 +26,14 @@ keywords = ["help", "?"]
 template = "help.txt.j2"
 priority = 10
 
+[bot.rules.news]
+match = "click"
+key = "MENU_NEWS"
+
+[[bot.rules.news.articles]]
+title = "This week at {{ channel or 'our stores' }}"
+url = "https://example.com/w?o={{ openid }}"
+
 [bot.rules.fallback]
 match = "default"
 template = "default.txt.j2"
