@@ -88,6 +88,7 @@ class SocialInteraction:
     target: str
     time: datetime
     content: str = ""
+    author_name: str = ""  # the author's display name (a mention carries only the other's handle)
 
 
 @dataclass(frozen=True)
@@ -137,11 +138,14 @@ def interactions_of(status: Mapping[str, Any], domain: str) -> list[SocialIntera
     sid = str(status["id"])
     author = _full_acct(str(status["account"]["acct"]), domain)
     at: datetime = status["created_at"].astimezone(UTC)
+    name = str(status["account"].get("display_name") or "")
     reblog = status.get("reblog")
     if reblog:
         target = _full_acct(str(reblog["account"]["acct"]), domain)
         return (
-            [] if target == author else [SocialInteraction(f"boost:{sid}", "boost", sid, author, target, at)]
+            []
+            if target == author
+            else [SocialInteraction(f"boost:{sid}", "boost", sid, author, target, at, "", name)]
         )
     text = _TAG.sub("", str(status.get("content") or ""))[:500]
     mentioned = {str(m["id"]): _full_acct(str(m["acct"]), domain) for m in status.get("mentions") or ()}
@@ -149,11 +153,11 @@ def interactions_of(status: Mapping[str, Any], domain: str) -> list[SocialIntera
     reply_to = status.get("in_reply_to_account_id")
     replied = mentioned.get(str(reply_to)) if reply_to is not None else None
     if replied and replied != author:
-        out.append(SocialInteraction(f"reply:{sid}", "reply", sid, author, replied, at, text))
+        out.append(SocialInteraction(f"reply:{sid}", "reply", sid, author, replied, at, text, name))
     for account_id, acct in mentioned.items():
         if acct not in (author, replied):
             out.append(
-                SocialInteraction(f"mention:{sid}:{account_id}", "mention", sid, author, acct, at, text)
+                SocialInteraction(f"mention:{sid}:{account_id}", "mention", sid, author, acct, at, text, name)
             )
     return out
 

@@ -130,7 +130,9 @@ def _write_posts(
     if not page.items:
         return 0, 0, []
     handles = sorted({h for item in page.items for h in (item.author, item.target)})
-    result = resolve(conn, [[_handle_key(domain, h)] for h in handles], source=SOURCE)
+    names = {item.author: item.author_name for item in page.items}
+    keys = [[_handle_key(domain, h)] for h in handles]
+    result = resolve(conn, keys, source=SOURCE, names=[names.get(h, "") for h in handles])
     cid = dict(zip(handles, result.customer_ids, strict=True))
     rows = [
         {"platform": "mastodon", "external_id": item.id, "kind": item.kind, "customer_id": cid[item.author]}

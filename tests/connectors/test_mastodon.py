@@ -22,7 +22,7 @@ from scrm.cli import cli
 from scrm.config import MastodonAccount, SyncSettings, load_settings
 from scrm.errors import ConnectorError, RateLimited, TokenRejected
 from scrm.identity import resolve
-from scrm.models import Follow, Identity, Interaction, SyncCheckpoint
+from scrm.models import Customer, Follow, Identity, Interaction, SyncCheckpoint
 from scrm.store import Store
 
 DOMAIN = "social.example"
@@ -190,6 +190,18 @@ def test_sync_stores_followers_and_interactions_idempotently_and_resumes(
         assert kinds == expected_interactions(pop, pop.now) and later.interactions_added > 0
         assert (open_follows, closed, later.follows_closed) == (len(pop.follows), 1, 1)
         assert f"{pop.accounts[gone].username}@{DOMAIN}" in handles
+        # someone who does not follow the brand but posted: a customer under the name they post as
+        outsider = next(
+            pop.accounts[s.account_id] for s in pop.statuses if not pop.accounts[s.account_id].follows_brand
+        )
+        with store.connect() as conn:
+            i, c = Identity.__table__.c, Customer.__table__.c  # type: ignore[attr-defined]
+            name = conn.execute(
+                sa.select(c.display_name)
+                .join_from(Customer.__table__, Identity.__table__, i.customer_id == c.id)  # type: ignore[attr-defined]
+                .where(i.kind == "mastodon", i.value == f"{outsider.username}@{DOMAIN}")
+            ).scalar_one()
+        assert name == outsider.display_name
 
         with store.connect() as conn:
             checkpoints = conn.execute(
