@@ -122,6 +122,7 @@ def detect_communities(
     engine: str = "auto",
     n_iterations: int = 2,
     threads: int = 1,
+    sweeps: int = 4,
 ) -> tuple[Int64Array, float]:
     """Find communities maximising modularity, reproducibly for a given seed.
 
@@ -144,6 +145,9 @@ def detect_communities(
     threads
         Threads for networkit. More than one is faster but the result then depends on thread timing (not
         reproducible), so the default is 1.
+    sweeps
+        networkit: local-moving sweeps per level (PLM's ``maxIter``). On the benchmark's 1M/10M graph,
+        PLM's default of 32 took 2.2 times the CPU of 4 for 0.0003 more modularity.
 
     Returns
     -------
@@ -181,7 +185,7 @@ def detect_communities(
     if name == "igraph":
         raw = _igraph(graph, seed, resolution, method, n_iterations)
     elif name == "networkit":
-        raw = _networkit(graph, seed, resolution, method, threads)
+        raw = _networkit(graph, seed, resolution, method, threads, sweeps)
     else:
         if method != "louvain":
             raise GraphError("networkx runs Louvain only: use method='louvain' or another engine")
@@ -212,7 +216,9 @@ def _igraph(graph: SocialGraph, seed: int, resolution: float, method: str, n_ite
     return np.asarray(part.membership, dtype=np.int64)
 
 
-def _networkit(graph: SocialGraph, seed: int, resolution: float, method: str, threads: int) -> Int64Array:
+def _networkit(
+    graph: SocialGraph, seed: int, resolution: float, method: str, threads: int, sweeps: int
+) -> Int64Array:
     import networkit as nk
 
     g = to_networkit(graph, directed=False)
@@ -220,7 +226,7 @@ def _networkit(graph: SocialGraph, seed: int, resolution: float, method: str, th
     nk.engineering.setNumberOfThreads(max(1, threads))
     nk.engineering.setSeed(seed, False)  # after the thread count, which resets the per-thread generators
     try:
-        plm = nk.community.PLM(g, refine=method == "leiden", gamma=resolution)
+        plm = nk.community.PLM(g, refine=method == "leiden", gamma=resolution, maxIter=max(1, sweeps))
         plm.run()
     finally:
         nk.engineering.setNumberOfThreads(previous)
