@@ -44,7 +44,8 @@ from connectors.wechat import WeChatConnector
 from scrm.config import Settings
 from scrm.errors import ScrmError
 from scrm.identity import Merge
-from scrm.models import utcnow
+from scrm.key_cache import KeyCache
+from scrm.models import IdentityKind, utcnow
 from scrm.store import Store
 from scrm.sync_accounts import sync_accounts
 
@@ -179,10 +180,26 @@ def _sync(
         sync_time = datetime.fromisoformat(state["sync_time"])
         with conn.begin():
             tag_ids = mirror_tags(conn, account, connector.tags())
+            # SQLite: the account's keys in memory (and those of groups still empty): no probe per key
+            cache = KeyCache.start(
+                conn, (IdentityKind.OPENID.value, account.scope), [(IdentityKind.UNIONID.value, "")]
+            )
         report.tags = len(tag_ids)
         present: set[str] = set()
         if state["phase"] == "list":
-            _list(store, conn, connector, account, checkpoint, tag_ids, present, batch_size, progress, report)
+            _list(
+                store,
+                conn,
+                connector,
+                account,
+                checkpoint,
+                tag_ids,
+                cache,
+                present,
+                batch_size,
+                progress,
+                report,
+            )
         if state["phase"] == "close":
             if not present:  # resumed after the list was done: read it again
                 present = {i for page in connector.followers() for i in page.ids}
@@ -192,7 +209,7 @@ def _sync(
                 state["phase"] = "shares"
                 checkpoint.save(conn)
         if state["phase"] == "shares":
-            report.share_reads = _pull_shares(conn, connector, account)
+            report.share_reads = _pull_shares(conn, connector, account, cache)
             with conn.begin():
                 state["phase"] = "done"
                 checkpoint.save(conn, finished=True)
@@ -245,6 +262,7 @@ def _list(
     account: AccountRef,
     checkpoint: _Checkpoint,
     tag_ids: dict[int, int],
+    cache: KeyCache | None,
     present: set[str],
     batch_size: int,
     progress: Progress | None,
@@ -269,7 +287,7 @@ def _list(
             continue
         gone = [p.openid for p in item.profiles if not p.subscribed]
         with conn.begin():
-            report.add(write_profiles(conn, account, item.profiles, tag_ids))
+            report.add(write_profiles(conn, account, item.profiles, tag_ids, cache))
             state["cursor"], state["done"] = item.cursor, item.end
             state["gone"].extend(gone)
             checkpoint.save(conn)
@@ -286,7 +304,7 @@ def _list(
             checkpoint.save(conn)
 
 
-def _pull_shares(conn: Connection, connector: Connector, account: AccountRef) -> int:
+def _pull_shares(conn: Connection, connector: Connector, account: AccountRef, cache: KeyCache | None) -> int:
     """Pull interactions after the stored cursor; the cursor is saved with each page's rows."""
     with conn.begin():
         checkpoint = _Checkpoint(conn, account.id, SHARES)
@@ -294,7 +312,7 @@ def _pull_shares(conn: Connection, connector: Connector, account: AccountRef) ->
     added = 0
     for page in _ahead(connector.interactions(cursor)):
         with conn.begin():
-            added += write_share_reads(conn, account, page.items)
+            added += write_share_reads(conn, account, page.items, cache)
             checkpoint.state["cursor"] = page.next_cursor
             checkpoint.save(conn, finished=not page.has_more)
     return added

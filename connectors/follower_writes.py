@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection
 from connectors.base import FollowerProfile, ShareRead, TagInfo
 from connectors.bulk_rows import insert_rows
 from scrm.identity import KeyTuple, Merge, insert_ignoring_conflicts, resolve
+from scrm.key_cache import KeyCache
 from scrm.models import CustomerTag, Follow, IdentityKind, Tag, utcnow
 
 __all__ = ["AccountRef", "BatchResult", "close_follows", "mirror_tags", "write_profiles", "write_share_reads"]
@@ -129,12 +130,14 @@ def write_profiles(
     account: AccountRef,
     profiles: Sequence[FollowerProfile],
     tag_ids: dict[int, int],
+    cache: KeyCache | None = None,
 ) -> BatchResult:
     """Store subscribed followers: identities, follow periods, referrals and tags.
 
     A follower seen for the first time gets a follow row (``new``); one whose ``subscribe_time`` is
     later than their stored period's gets a new row, and their open period is closed at that time
-    (``resubscribed``: they left and came back). ``tag_ids`` maps platform tag ids to tag rows.
+    (``resubscribed``: they left and came back). ``tag_ids`` maps platform tag ids to tag rows;
+    ``cache`` is the sync's :class:`~scrm.key_cache.KeyCache`, if any.
     """
     result = BatchResult()
     profiles = [p for p in profiles if p.subscribed and p.subscribe_time is not None]
@@ -147,7 +150,8 @@ def write_profiles(
         key_sets.append((openid, (IdentityKind.UNIONID.value, "", p.unionid)) if p.unionid else (openid,))
     referrers = [_referrer(p) for p in profiles]
     key_sets.extend(((IdentityKind.OPENID.value, scope, r),) for r in referrers if r)
-    resolution = resolve(conn, key_sets, source=account.source)
+    resolution = resolve(conn, key_sets, source=account.source, cache=cache)
+    created = set(resolution.created_ids)  # customers made by this batch have no rows to read
     result.customers_created = resolution.customers_created
     result.merges = resolution.merges
     ids = resolution.customer_ids
@@ -157,7 +161,7 @@ def write_profiles(
     # Follow periods.
     f = follow_t.c
     periods: dict[int, list[tuple[int, datetime, datetime | None]]] = {}
-    for chunk in _chunks(sorted(set(cids))):
+    for chunk in _chunks(sorted(set(cids) - created)):
         for row in conn.execute(
             sa.select(f.customer_id, f.id, f.subscribed_at, f.unsubscribed_at).where(
                 f.account_id == account.id, int_in(conn, f.customer_id, chunk)
@@ -209,7 +213,7 @@ def write_profiles(
     if relations:
         result.referrals = insert_rows(conn, "relation", _RELATION_COLUMNS, relations)
 
-    changed |= _mirror_customer_tags(conn, profiles, cids, tag_ids, result)
+    changed |= _mirror_customer_tags(conn, profiles, cids, tag_ids, result, created)
     changed -= {row[1] for row in inserts}  # new periods are counted as new/resubscribed
     result.updated = len(changed)
     return result
@@ -233,6 +237,7 @@ def _mirror_customer_tags(
     cids: Sequence[int],
     tag_ids: dict[int, int],
     result: BatchResult,
+    created: set[int],
 ) -> set[int]:
     """customer_tag rows of the account's platform tags = the profiles' tag lists; return who changed."""
     if not tag_ids:
@@ -243,7 +248,7 @@ def _mirror_customer_tags(
     ct = customer_tag_t.c
     stored: dict[int, set[int]] = {}
     mirrored = list(tag_ids.values())
-    for chunk in _chunks(sorted(wanted)):
+    for chunk in _chunks(sorted(wanted.keys() - created)):
         for cid, tid in conn.execute(
             sa.select(ct.customer_id, ct.tag_id).where(
                 int_in(conn, ct.customer_id, chunk), int_in(conn, ct.tag_id, mirrored)
@@ -291,14 +296,17 @@ def close_follows(conn: Connection, account: AccountRef, present: set[str], at: 
     return len(gone)
 
 
-def write_share_reads(conn: Connection, account: AccountRef, reads: Sequence[ShareRead]) -> int:
+def write_share_reads(
+    conn: Connection, account: AccountRef, reads: Sequence[ShareRead], cache: KeyCache | None = None
+) -> int:
     """Store reads through share links as ``share_read`` interactions (sharer → reader); return new ones."""
     if not reads:
         return 0
     scope = account.scope
     people = list(dict.fromkeys(o for r in reads for o in (r.sharer, r.reader)))
     key_sets = [((IdentityKind.OPENID.value, scope, openid),) for openid in people]
-    customer = dict(zip(people, resolve(conn, key_sets, source=account.source).customer_ids, strict=True))
+    resolution = resolve(conn, key_sets, source=account.source, cache=cache)
+    customer = dict(zip(people, resolution.customer_ids, strict=True))
     rows = [
         (
             account.platform,
