@@ -12,6 +12,7 @@ A campaign file in the campaigns folder (``[campaigns] folder``)::
     attribution_days = 7                    # replies and purchases counted this long after sending
     send_time_optimisation = false          # send at the hour each customer usually interacts
     segment = "leaders.toml"                # an audience file of the folder, or an [audience] table
+    tag = "vip"                             # tag / untag: the tag; mass: send to this tag (sendall)
 
     [campaign.fields]                       # template message fields (Jinja strings)
     first = "{{ name }}, you are invited"
@@ -227,6 +228,15 @@ def parse_campaign(
         raise CampaignError(f"{source}: no audience: add an [audience] table or segment = FILE")
     if action in ("tag", "untag") and not c.get("tag"):
         raise loc.error("action", f"a {action} campaign needs tag = NAME")
+    if (
+        action == "mass"
+        and c.get("tag")
+        and (len(c.get("variants") or [None]) > 1 or c.get("control_percent"))
+    ):
+        raise loc.error(
+            "tag",
+            "a mass send to a tag reaches the whole tag: no variants, no control group (use an audience)",
+        )
     template_id = str(c.get("template_id", ""))
     if action == "template" and not template_id:
         raise loc.error("action", "a template campaign needs template_id")

@@ -298,7 +298,8 @@ class Dispatcher:
                 if nxt is None:
                     return sent
                 channel, batch = nxt
-                limit = MASS_BATCH if channel == "mass" else TAG_CHUNK
+                to_tag = channel == "mass" and bool(self.campaign.tag)
+                limit = (2**31 - 1 if to_tag else MASS_BATCH) if channel == "mass" else TAG_CHUNK
                 rows = self._claim(conn, run_id, (channel,), limit, batch if channel == "mass" else None)
             if not rows:
                 continue
@@ -311,6 +312,7 @@ class Dispatcher:
                 text=text,
                 client_msg_id=client_msg_id(key, int(batch)),
                 tag_id=self.tag_id,
+                to_tag=to_tag,
                 retry=self.retry,
             )
             if (

@@ -164,7 +164,7 @@ def _planned_rows(
                         mass_text[dec.variant] = messages.render(variant, {"campaign": campaign.name}, "mass")
                     row["payload"] = mass_text[dec.variant]
                     row["batch"] = (sorted(messages.variants).index(dec.variant) << 20) + (
-                        mass_members[dec.variant] // MASS_BATCH
+                        0 if campaign.tag else mass_members[dec.variant] // MASS_BATCH
                     )
                     mass_members[dec.variant] += 1
                 else:
@@ -173,7 +173,8 @@ def _planned_rows(
                 errors.append(str(exc))
                 row.update(status="skipped", reason="template_error", error=str(exc), channel="")
         rows.append(row)
-    _lone_mass_batches(rows)
+    if not campaign.tag:  # a mass send to a tag (sendall) may reach one follower
+        _lone_mass_batches(rows)
     return rows, errors
 
 
@@ -277,8 +278,8 @@ def _tag_id(store: Store, connector: Connector, campaign: Campaign, account_id: 
     for tag in connector.tags():
         if tag.name == campaign.tag:
             return tag.id
-    if campaign.action == "untag":
-        raise CampaignError(f"{campaign.source}: the account has no tag {campaign.tag!r} to take off")
+    if campaign.action in ("untag", "mass"):
+        raise CampaignError(f"{campaign.source}: the account has no tag {campaign.tag!r}")
     return connector.create_tag(campaign.tag).id
 
 
@@ -349,7 +350,8 @@ def run_campaign(
         account_id = int(
             conn.execute(sa.select(account_t.c.id).where(account_t.c.external_id == appid)).scalar() or 0
         )
-    tag_id = _tag_id(store, connector, campaign, account_id) if campaign.action in ("tag", "untag") else 0
+    tagged = campaign.action in ("tag", "untag") or (campaign.action == "mass" and bool(campaign.tag))
+    tag_id = _tag_id(store, connector, campaign, account_id) if tagged else 0
     dispatcher = Dispatcher(
         store, settings.campaigns, campaign, connector, clock=clock, sleep=sleep, tag_id=tag_id
     )

@@ -153,11 +153,17 @@ def send_batch(
     text: str = "",
     client_msg_id: str = "",
     tag_id: int = 0,
+    to_tag: bool = False,
     retry: Retry,
 ) -> list[Outcome]:
-    """A mass send (one request for the batch, idempotent by ``client_msg_id``) or a tag change."""
+    """A mass send (one request for the batch, idempotent by ``client_msg_id``) or a tag change.
+
+    With ``to_tag`` the mass send goes to everyone carrying ``tag_id`` on the platform (``sendall``).
+    """
 
     def call() -> str:
+        if channel == "mass" and to_tag:
+            return connector.send_mass_text(text, tag_id=tag_id, client_msg_id=client_msg_id).msg_id
         if channel == "mass":
             return connector.send_mass_text(
                 text, recipients=list(openids), client_msg_id=client_msg_id

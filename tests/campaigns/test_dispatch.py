@@ -143,6 +143,17 @@ def test_template_mass_and_tag_actions(hello: World) -> None:
     tag_id = next(t["id"] for t in w.sim.state.tag_list()["tags"] if t["name"] == "vip_leaders")
     members = {w.sim.population.openids[i] for i in w.sim.state.tag_members[tag_id]}
     assert members == {openids[c] for c in leaders}
+    w.template("news.txt.j2", "News for the leaders")
+    more = w.settings.campaigns.model_copy(update={"max_messages_per_week": 10})
+    w.settings = w.settings.model_copy(update={"campaigns": more})
+    to_tag = campaign_text("mass", 'tag = "vip_leaders"').replace("hello.txt.j2", "news.txt.j2")
+    jobs = len(w.sim.state.mass_jobs)
+    assert w.run(w.campaign("to_tag", to_tag)).counts.status == {"sent": len(leaders)}
+    assert len(w.sim.state.mass_jobs) == jobs + 1  # one sendall to the tag, with its clientmsgid
+    last = [
+        m["openid"] for m in w.sim.sent if m["kind"] == "mass" and m["payload"]["content"].endswith("leaders")
+    ]
+    assert sorted(last) == sorted(members)
     untag = w.campaign("untag", campaign_text("untag", 'tag = "vip_leaders"'))
     assert w.run(untag).counts.status == {"sent": len(leaders)}
     assert not w.sim.state.tag_members[tag_id]
