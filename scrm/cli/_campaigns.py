@@ -20,7 +20,7 @@ def _uplift(value: tuple[float, float, float] | None) -> str:
     if value is None:
         return ""
     d, low, high = value
-    return f"{100 * d:+.1f} pts [{100 * low:+.1f}, {100 * high:+.1f}]"
+    return f"{100 * d:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}]"
 
 
 @cli.group("segment")
@@ -144,7 +144,7 @@ def campaign_run(obj: Context, name: str, dry_run: bool, at: datetime | None, as
         if pending is not None:
             key, when = pending
     if dry_run:
-        result = run_campaign(obj.store, settings, c, None, dry_run=True)
+        result = run_campaign(obj.store, settings, c, None, dry_run=True, scheduled_for=when)
     else:
         from scrm.sync_accounts import sync_accounts
 
@@ -204,17 +204,7 @@ def campaign_report_cmd(obj: Context, name: str, as_json: bool) -> None:
     if not groups:
         console.print(f"Campaign {c.name} has not run yet: `scrm campaign run {c.name}`.")
         return
-    table = Table(
-        "group",
-        "assigned",
-        "sent",
-        "failed",
-        "unknown",
-        "replied",
-        "purchased",
-        "reply uplift",
-        "purchase uplift",
-    )
+    table = Table("group", "assigned", "sent", "failed", "unknown", "replied", "bought")
     for g in groups:
         table.add_row(
             g.group,
@@ -224,8 +214,13 @@ def campaign_report_cmd(obj: Context, name: str, as_json: bool) -> None:
             f"{g.unknown:,}",
             f"{g.replied:,} ({_pct(g.reply_rate)})",
             f"{g.purchased:,} ({_pct(g.purchase_rate)})",
-            _uplift(g.reply_uplift),
-            _uplift(g.purchase_uplift),
         )
-    console.print(f"Campaign {c.name}, attribution window {c.attribution_days:g} days (uplift: 95% interval)")
+    console.print(f"Campaign {c.name}: replies and purchases within {c.attribution_days:g} days of the send.")
     console.print(table)
+    for g in groups:
+        if g.reply_uplift is not None:
+            console.print(
+                f"{g.group} vs control: replies {_uplift(g.reply_uplift)}, "
+                f"purchases {_uplift(g.purchase_uplift)} (points, 95% Newcombe interval)",
+                highlight=False,
+            )

@@ -102,7 +102,7 @@ def test_report_counts_replies_and_purchases_in_the_window(world: World, runner:
     (item,) = json.loads(listing.output)
     assert item["name"] == "ab" and item["latest_run"]["status"] == "done" and item["variants"] == ["a", "b"]
     table = runner.invoke(cli, ["--config", str(w.config), "campaign", "report", "ab"])
-    assert table.exit_code == 0 and "attribution window 7 days" in table.output
+    assert table.exit_code == 0 and "within 7 days" in table.output and "vs control: replies" in table.output
 
 
 def test_cli_dry_run_then_run(world: World, runner: CliRunner) -> None:
