@@ -20,7 +20,7 @@ from __future__ import annotations
 from graph.build import SocialGraph, from_edges, load_graph
 from graph.communities import Communities, community_roles, detect_communities, modularity, stabilize_labels
 from graph.engine import available_engines
-from graph.influence import pagerank
+from graph.influence import pagerank, pagerank_residual
 from graph.lifecycle import STAGES, Funnel, LifecycleResult, classify_lifecycle, funnel
 from graph.pipeline import ScoreRunReport, rescore
 from graph.reach import reach, referral_reach
@@ -69,6 +69,7 @@ __all__ = [
     "load_graph",
     "modularity",
     "pagerank",
+    "pagerank_residual",
     "percentile_rank",
     "reach",
     "referral_reach",

@@ -65,6 +65,7 @@ def test_graph_exports() -> None:
         "load_graph",
         "modularity",
         "pagerank",
+        "pagerank_residual",
         "percentile_rank",
         "reach",
         "referral_reach",
