@@ -419,3 +419,31 @@ def test_a_sync_killed_mid_way_resumes_to_the_same_store(
             visible = int((kill_population.g_time <= sim.clock.timestamp()).sum())
             assert committed > 0
             assert sum(r["path"] == path for r in sim.requests(since)) == visible - committed
+
+
+def test_the_demo_corp_meets_the_official_accounts_followers(tmp_path: Path, store: Store) -> None:
+    from connectors.wecom_sim.demo import sync_demo_corp
+
+    wechat = generate_population(followers=300, seed=6)
+    with SimulatorServer(wechat, appid="wx00000000brand1", secret="s") as oa:
+        config = tmp_path / "oa.toml"
+        config.write_text(
+            f'[database]\nurl = "{url_of(store)}"\n\n[accounts.oa]\nplatform = "wechat"\n'
+            f'appid = "wx00000000brand1"\nsecret = "s"\napi_base = "{oa.base_url}"\n',
+            encoding="utf-8",
+        )
+        settings = load_settings(config)
+        sync_wechat(store, settings)
+    report = sync_demo_corp(store, settings, wechat.unionids, contacts=500, seed=6)
+    assert report.groups > 0 and report.joined > 0 and report.customers_created < report.contacts
+    with store.connect() as conn:
+        both = conn.execute(
+            sa.text(
+                "SELECT count(DISTINCT a.customer_id) FROM identity a "
+                "JOIN identity b ON b.customer_id = a.customer_id "
+                "WHERE a.kind = 'openid' AND b.kind = 'wecom_external'"
+            )
+        ).scalar_one()
+    # most followers with a unionid are contacts too (not those who unfollowed, nor contacts of staff
+    # without the customer-contact permission, added after the clock or deleted)
+    assert len({u for u in wechat.unionids if u}) // 2 < both
