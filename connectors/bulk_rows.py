@@ -56,20 +56,21 @@ def insert_rows(
             times = [k for k, (_, kind) in enumerate(columns) if kind == "timestamptz"]
             params: Sequence[Sequence[Any]] = rows
             if times:
-                # rows of a batch share times (created_at; first_at = last_at): convert each once
+                # column by column; rows of a batch share times (created_at; first_at = last_at)
                 texts: dict[datetime, str] = {}
-                converted = []
-                for row in rows:
-                    values = list(row)
-                    for k in times:
-                        moment = values[k]
-                        if moment is not None:
-                            text = texts.get(moment)
-                            if text is None:
-                                text = texts[moment] = _utc_text(moment)
-                            values[k] = text
-                    converted.append(values)
-                params = converted
+
+                def text(moment: datetime | None) -> str | None:
+                    if moment is None:
+                        return None
+                    found = texts.get(moment)
+                    if found is None:
+                        found = texts[moment] = _utc_text(moment)
+                    return found
+
+                values = list(zip(*rows, strict=True))
+                for k in times:
+                    values[k] = tuple(map(text, values[k]))
+                params = list(zip(*values, strict=True))
             marks = ", ".join("?" * len(columns))
             cursor.executemany(
                 f"INSERT INTO {table} ({names}) VALUES ({marks}) ON CONFLICT DO NOTHING", params

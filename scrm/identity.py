@@ -187,7 +187,6 @@ _IDENTITY_COLUMNS = "customer_id, kind, scope, value, platform, account_id, sour
 def _insert_identities(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
     """Insert identity rows (the columns above, less created_at) in one statement per batch."""
     now = utcnow()
-    rows = sorted(rows, key=lambda row: (row[1], row[2], row[3]))  # unique key order: local B-tree inserts
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
         if conn.dialect.name == "postgresql":
@@ -366,6 +365,9 @@ def resolve(
 
     per_set = [final(find(c)) for c in record_owner]
     if cache is not None:
-        cache.learn({k: final(find(c)) for k, c in owner.items()}, merged=bool(merges))
+        if forward:
+            cache.learn({k: final(find(c)) for k, c in owner.items()}, merged=bool(merges))
+        else:  # nothing absorbed: placeholders map straight to the customers made for them
+            cache.learn({k: real.get(c, c) for k, c in owner.items()}, merged=False)
     result.customer_ids = [per_set[i] for i in record_set]
     return result
