@@ -41,7 +41,8 @@ from connectors.wecom_writes import (
 )
 from scrm.config import Settings
 from scrm.identity import Merge
-from scrm.models import utcnow
+from scrm.key_cache import KeyCache
+from scrm.models import IdentityKind, utcnow
 from scrm.store import Store
 from scrm.sync_accounts import sync_accounts
 
@@ -146,9 +147,13 @@ def sync_corp(
     report = WeComSyncReport(account=name)
     with store.bulk() as conn, sqlite_page_cache(conn):
         statistics = _Statistics(store)
-        _contacts(conn, connector, account, batch_size, report, statistics)
-        _groups(conn, connector, account, group_batch, now, progress, report, statistics)
-        _events(conn, connector, account, report)
+        with conn.begin():  # SQLite: the corp's keys in memory (and unionids if none yet): no probe per key
+            cache = KeyCache.start(
+                conn, (IdentityKind.WECOM_EXTERNAL.value, account.scope), [(IdentityKind.UNIONID.value, "")]
+            )
+        _contacts(conn, connector, account, batch_size, report, statistics, cache)
+        _groups(conn, connector, account, group_batch, now, progress, report, statistics, cache)
+        _events(conn, connector, account, report, cache)
     store.analyze(*_TABLES)
     report.seconds = time.perf_counter() - started
     return report
@@ -176,6 +181,7 @@ def _contacts(
     batch_size: int,
     report: WeComSyncReport,
     statistics: _Statistics,
+    cache: KeyCache | None,
 ) -> None:
     checkpoint = _begin(conn, account, CONTACTS, {"cursor": None}, report)
     pending: list[ExternalContact] = []
@@ -184,7 +190,7 @@ def _contacts(
         if len(pending) < batch_size and page.next_cursor is not None:
             continue
         with conn.begin():
-            report.add(write_contacts(conn, account, pending))
+            report.add(write_contacts(conn, account, pending, cache))
             checkpoint.state["cursor"] = page.next_cursor
             checkpoint.save(conn, finished=page.next_cursor is None)
         report.contacts += len(pending)
@@ -226,6 +232,7 @@ def _groups(
     progress: Progress | None,
     report: WeComSyncReport,
     statistics: _Statistics,
+    cache: KeyCache | None,
 ) -> None:
     fresh = {"sync_time": (now or utcnow()).isoformat(), "cursor": None, "done": 0}
     checkpoint = _begin(conn, account, GROUPS, fresh, report)
@@ -235,7 +242,7 @@ def _groups(
     done = 0
     for item in read_ahead(_read_groups(connector, state["cursor"], state["done"], batch)):
         with conn.begin():
-            report.add(write_groups(conn, account, item.infos, staff, sync_time))
+            report.add(write_groups(conn, account, item.infos, staff, sync_time, cache))
             if item.last_of_page:
                 state["cursor"], state["done"] = item.next_cursor, 0
             else:
@@ -252,13 +259,17 @@ def _groups(
 
 
 def _events(
-    conn: Connection, connector: GroupConnector, account: AccountRef, report: WeComSyncReport
+    conn: Connection,
+    connector: GroupConnector,
+    account: AccountRef,
+    report: WeComSyncReport,
+    cache: KeyCache | None,
 ) -> None:
     with conn.begin():
         checkpoint = Checkpoint(conn, account.id, EVENTS)
     cursor = str(checkpoint.state.get("cursor", ""))
     for page in read_ahead(connector.contact_events(cursor)):
         with conn.begin():
-            report.events += write_contact_events(conn, account, page.items)
+            report.events += write_contact_events(conn, account, page.items, cache)
             checkpoint.state["cursor"] = page.next_cursor
             checkpoint.save(conn, finished=not page.has_more)

@@ -31,6 +31,7 @@ from connectors.base import ContactEvent, ExternalContact, GroupInfo
 from connectors.bulk_rows import insert_rows
 from connectors.follower_writes import AccountRef, int_in
 from scrm.identity import KeyTuple, Merge, in_values, insert_ignoring_conflicts, resolve
+from scrm.key_cache import KeyCache
 from scrm.models import CustomerGroup, GroupMembership, IdentityKind, StaffContact
 
 __all__ = ["ContactsResult", "GroupsResult", "write_contact_events", "write_contacts", "write_groups"]
@@ -106,9 +107,12 @@ def _keys(scope: str, external_id: str, unionid: str | None) -> tuple[KeyTuple, 
 
 
 def write_contacts(
-    conn: Connection, account: AccountRef, contacts: Sequence[ExternalContact]
+    conn: Connection, account: AccountRef, contacts: Sequence[ExternalContact], cache: KeyCache | None = None
 ) -> ContactsResult:
-    """Store external contacts: their customer (identities, merges) and one row per staff member."""
+    """Store external contacts: their customer (identities, merges) and one row per staff member.
+
+    ``cache`` (here and below) is the sync's :class:`~scrm.key_cache.KeyCache`, if any.
+    """
     result = ContactsResult()
     if not contacts:
         return result
@@ -117,6 +121,7 @@ def write_contacts(
         [_keys(account.scope, c.id, c.unionid) for c in contacts],
         source=account.source,
         names=[c.name for c in contacts],
+        cache=cache,
     )
     result.customers_created, result.merges = resolution.customers_created, resolution.merges
     rows = [
@@ -174,7 +179,12 @@ def _group_ids(
 
 
 def write_groups(
-    conn: Connection, account: AccountRef, groups: Sequence[GroupInfo], staff: set[str], sync_time: datetime
+    conn: Connection,
+    account: AccountRef,
+    groups: Sequence[GroupInfo],
+    staff: set[str],
+    sync_time: datetime,
+    cache: KeyCache | None = None,
 ) -> GroupsResult:
     """Store groups and their current customer members; close the stays of those who left.
 
@@ -190,7 +200,7 @@ def write_groups(
     invitors = sorted({m.invitor for _, m in members if m.invitor and m.invitor not in staff})
     key_sets = [_keys(scope, m.id, m.unionid) for _, m in members]
     key_sets += [_keys(scope, i, None) for i in invitors]
-    resolution = resolve(conn, key_sets, source=account.source)
+    resolution = resolve(conn, key_sets, source=account.source, cache=cache)
     result.customers_created, result.merges = resolution.customers_created, resolution.merges
     cids = resolution.customer_ids
     invitor_cid = dict(zip(invitors, cids[len(members) :], strict=True))
@@ -260,12 +270,15 @@ def write_groups(
     return result
 
 
-def write_contact_events(conn: Connection, account: AccountRef, events: Sequence[ContactEvent]) -> int:
+def write_contact_events(
+    conn: Connection, account: AccountRef, events: Sequence[ContactEvent], cache: KeyCache | None = None
+) -> int:
     """Store contact deletions as interactions and close the staff member's contact row; return new ones."""
     if not events:
         return 0
     people = list(dict.fromkeys(e.contact for e in events))
-    resolution = resolve(conn, [_keys(account.scope, p, None) for p in people], source=account.source)
+    key_sets = [_keys(account.scope, p, None) for p in people]
+    resolution = resolve(conn, key_sets, source=account.source, cache=cache)
     customer = dict(zip(people, resolution.customer_ids, strict=True))
     rows = [
         (
