@@ -12,7 +12,7 @@
    host) or whose lease expired (``[campaigns] lease_seconds``) are *in doubt*: the request may or may
    not have reached WeChat. Customer-service and template messages have no idempotency key on WeChat,
    so they become ``unknown``: reported, counted against caps, never sent twice. At most two chunks
-   (``2 x 4 x concurrency`` deliveries) can be in doubt. Mass sends are sent again with the same
+   (``2 x 2 x concurrency`` deliveries) can be in doubt. Mass sends are sent again with the same
    ``clientmsgid`` (WeChat answers 45065 and sends nothing twice); tag changes are repeated.
    Everything still ``planned`` is sent by the next run of the same key: nobody is missed.
 """
@@ -138,7 +138,7 @@ class Dispatcher:
         self.clock = clock
         self.retry = Retry(settings.send_retries, settings.backoff_seconds, sleep)
         self.tag_id = tag_id
-        self.chunk = 4 * settings.concurrency
+        self.chunk = 2 * settings.concurrency
 
     # -- in doubt -------------------------------------------------------------------------------------
 
