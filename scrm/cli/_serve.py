@@ -51,4 +51,5 @@ def serve(ctx: Context, host: str, port: int, workers: int, log_level: str) -> N
         workers=workers,
         log_level=log_level,
         access_log=False,
+        ws="none",  # no websockets: callbacks and the API are plain HTTP
     )
