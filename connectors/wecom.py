@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any, ClassVar, NoReturn, TypeVar
+from typing import Any, ClassVar, TypeVar
 from urllib.request import getproxies
 
 import httpx
@@ -38,7 +38,7 @@ from connectors.base import (
     GroupMember,
     GroupPage,
     InteractionPage,
-    SendResult,
+    ReadOnlyConnector,
     TagInfo,
 )
 from connectors.wechat_client import ERRORS, RetryPolicy, WeChatApi
@@ -142,7 +142,7 @@ def _contact(entry: Mapping[str, Any], follows: Sequence[Mapping[str, Any]]) -> 
     )
 
 
-class WeComConnector(GroupConnector):
+class WeComConnector(GroupConnector, ReadOnlyConnector):
     """One WeCom corp, read with its customer-contact secret.
 
     Parameters
@@ -154,6 +154,9 @@ class WeComConnector(GroupConnector):
     """
 
     platform: ClassVar[str] = "wecom"
+    read_only_reason: ClassVar[str] = (
+        "WeCom group messages need a staff member's confirmation; send through the Official Account"
+    )
     profile_batch_size: ClassVar[int] = 100
 
     def __init__(self, account: WeComAccount, sync: SyncSettings | None = None) -> None:
@@ -382,36 +385,3 @@ class WeComConnector(GroupConnector):
     def interactions(self, cursor: str = "") -> Iterator[InteractionPage]:
         """Nothing: WeCom's interactions come as :meth:`contact_events` and group changes."""
         return iter(())
-
-    def _unsupported(self, what: str) -> NoReturn:
-        raise ConnectorError(
-            f"WeCom: {what} is not supported by this connector (WeCom group messages need a staff "
-            "member's confirmation); send through the Official Account"
-        )
-
-    def send_text(self, recipient: str, text: str) -> SendResult:
-        self._unsupported("sending a message")
-
-    def send_template(
-        self, recipient: str, template_id: str, data: Mapping[str, str], url: str | None = None
-    ) -> SendResult:
-        self._unsupported("a template message")
-
-    def send_mass_text(
-        self,
-        text: str,
-        *,
-        recipients: Sequence[str] | None = None,
-        tag_id: int | None = None,
-        client_msg_id: str,
-    ) -> SendResult:
-        self._unsupported("a mass message")
-
-    def create_tag(self, name: str) -> TagInfo:
-        self._unsupported("creating a tag")
-
-    def tag_followers(self, tag_id: int, ids: Sequence[str]) -> None:
-        self._unsupported("tagging")
-
-    def untag_followers(self, tag_id: int, ids: Sequence[str]) -> None:
-        self._unsupported("untagging")
