@@ -22,7 +22,10 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-__all__ = ["KeyCache"]
+__all__ = ["MAX_KEYS", "KeyCache"]
+
+#: keys a cache holds at most (~210 bytes each, measured); past it, it forgets and batches look up as without it
+MAX_KEYS = 1_000_000
 
 KeyTuple = tuple[str, str, str]
 Lookup = Callable[[Connection, Iterable[KeyTuple]], dict[KeyTuple, int]]
@@ -47,12 +50,15 @@ class KeyCache:
         """A cache holding every stored key of the ``full`` group and all keys of their customers.
 
         Each group of ``empty`` holding no key at all is marked complete as well. None on databases
-        other than SQLite.
+        other than SQLite, and when the ``full`` group holds more than :data:`MAX_KEYS` keys.
         """
         if conn.dialect.name != "sqlite":
             return None
         cache = cls(conn)
         db = _driver(conn)
+        count = db.execute("SELECT count(*) FROM identity WHERE kind = ? AND scope = ?", full).fetchone()[0]
+        if count > MAX_KEYS:
+            return None
         rows = db.execute(
             "SELECT kind, scope, value, customer_id FROM identity WHERE customer_id IN "
             "(SELECT customer_id FROM identity WHERE kind = ? AND scope = ?)",
@@ -97,7 +103,7 @@ class KeyCache:
 
     def learn(self, owners: Mapping[KeyTuple, int], *, merged: bool) -> None:
         """Remember the customer of each key a batch resolved (forget all after a merge: ids moved)."""
-        if merged:
+        if merged or len(self.ids) + len(owners) > MAX_KEYS:
             self.forget()
         else:
             self.ids.update(owners)

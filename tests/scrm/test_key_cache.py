@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from scrm import key_cache
 from scrm.identity import KeyTuple, resolve
 from scrm.key_cache import KeyCache
 from scrm.store import Store
@@ -67,3 +70,24 @@ def test_groups_empty_at_the_start_are_complete_and_learnt(store: Store) -> None
             again = resolve(conn, [[UNION], [A2]], source="test", cache=cache)
         assert again.customer_ids == [made.customer_ids[0], made.customer_ids[1]] and again.created_ids == []
     assert [_alone(store, key) for key in (UNION, A2)] == again.customer_ids
+
+
+def test_a_cache_past_its_size_forgets_and_still_resolves(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(key_cache, "MAX_KEYS", 2)
+    c1 = _alone(store, A1)
+    with store.bulk() as conn:
+        with conn.begin():
+            cache = KeyCache.start(conn, ("openid", SCOPE), [("unionid", "")])
+        if cache is None:
+            assert store.dialect == "postgresql"
+            return
+        with conn.begin():
+            made = resolve(conn, [[A2, UNION]], source="test", cache=cache)  # 1 + 2 keys > 2: forgotten
+        assert cache.ids == {} and cache.complete == set()
+        with conn.begin():
+            again = resolve(conn, [[A1], [UNION], [A3]], source="test", cache=cache)
+        assert again.customer_ids[:2] == [c1, made.customer_ids[0]] and again.customers_created == 1
+        with conn.begin():  # three keys in the account now, more than a cache may hold: none
+            assert KeyCache.start(conn, ("openid", SCOPE)) is None
