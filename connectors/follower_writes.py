@@ -287,10 +287,11 @@ def close_follows(conn: Connection, account: AccountRef, present: set[str], at: 
         rows = cursor.fetchall()
     finally:
         cursor.close()
-    openids: dict[int, list[str]] = {}
+    listed: set[int] = set()  # periods with an openid in the list
+    missing: set[int] = set()  # periods with an openid not in it
     for fid, openid in rows:
-        openids.setdefault(fid, []).append(openid)
-    gone = sorted(fid for fid, values in openids.items() if not any(v in present for v in values))
+        (listed if openid in present else missing).add(fid)
+    gone = sorted(missing - listed)  # none of their openids is listed
     for chunk in _chunks(gone):
         conn.execute(sa.update(follow_t).where(int_in(conn, f.id, chunk)).values(unsubscribed_at=at))
     return len(gone)
