@@ -24,7 +24,8 @@ from sqlalchemy.engine import Connection
 
 __all__ = ["MAX_KEYS", "KeyCache"]
 
-#: keys a cache holds at most (~210 bytes each, measured); past it, it forgets and batches look up as without it
+#: keys a cache holds at most (~210 bytes each, measured); past it, it forgets and batches look up
+#: as without it
 MAX_KEYS = 1_000_000
 
 KeyTuple = tuple[str, str, str]
