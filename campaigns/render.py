@@ -11,6 +11,7 @@ bot, campaigns) can fall back to a safe message instead of sending a broken one.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,9 @@ from jinja2.sandbox import SandboxedEnvironment
 from scrm.errors import TemplateError
 
 __all__ = ["DEFAULT_TEMPLATES", "Renderer"]
+
+#: seconds a loaded template file is used before its file is checked for changes again
+RECHECK_SECONDS = 1.0
 
 #: the message templates shipped with scrm
 DEFAULT_TEMPLATES = Path(__file__).resolve().parents[1] / "templates" / "messages"
@@ -66,6 +70,7 @@ class Renderer:
         )
         self.env.globals.update(globals or {})
         self._names: dict[str, frozenset[str] | None] = {}
+        self._loaded: dict[str, tuple[float, jinja2.Template]] = {}  # name -> (checked at, template)
 
     def names(self, template_name: str) -> frozenset[str] | None:
         """Every name ``template_name`` reads (context names, globals, its own loop variables): a
@@ -87,7 +92,18 @@ class Renderer:
 
     def render(self, template_name: str, context: Mapping[str, Any]) -> str:
         """Render the template file ``template_name`` with ``context``; raise :class:`TemplateError`."""
-        return self._run(template_name, lambda: self.env.get_template(template_name), context)
+        return self._run(template_name, lambda: self._template(template_name), context)
+
+    def _template(self, name: str) -> jinja2.Template:
+        """The template file ``name``, its file checked for changes at most every ``RECHECK_SECONDS``
+        (Jinja checks the file's mtime on every load: a stat per message)."""
+        now = time.monotonic()
+        cached = self._loaded.get(name)
+        if cached is not None and now - cached[0] < RECHECK_SECONDS:
+            return cached[1]
+        template = self.env.get_template(name)
+        self._loaded[name] = (now, template)
+        return template
 
     def render_string(self, source: str, context: Mapping[str, Any], *, name: str = "<string>") -> str:
         """Render a template given as a string (e.g. a news article's title from the config)."""

@@ -9,11 +9,12 @@ queued, waits up to ``window`` seconds for more, writes the group with
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-import queue
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import Future
 
 import sqlalchemy as sa
@@ -30,23 +31,46 @@ log = logging.getLogger(__name__)
 _LOCK_WAIT = 30.0
 
 
+_Item = tuple[InboundRecord, str, str, str]
+#: where an outcome goes: a thread's future, or an asyncio future and its loop (woken once per group)
+_Waiter = Future[Outcome] | tuple[asyncio.AbstractEventLoop, "asyncio.Future[Outcome]"]
+
+
+def _settle(pairs: list[tuple[asyncio.Future[Outcome], Outcome | BaseException]]) -> None:
+    """In the event loop: resolve the asyncio futures of one group (one wake-up per group)."""
+    for future, result in pairs:
+        if future.done():  # the request was cancelled (client gone)
+            continue
+        if isinstance(result, BaseException):
+            future.set_exception(result)
+        else:
+            future.set_result(result)
+
+
 class GroupCommit:
     """Writes records from many threads in shared transactions: one commit per group, not per record.
 
-    :meth:`submit` queues a batch item and returns a future of its :class:`Outcome`. A writer thread
-    takes what is queued, waits up to ``window`` seconds for more (up to ``max_batch``), writes it all in
-    one transaction and resolves the futures. When the transaction fails on a unique key that another
-    process claimed at the same moment (a new follower's identity), the group is written again: the
-    second time the key is found. ``window = 0`` writes each group as soon as the writer is free.
+    :meth:`submit` queues a batch item and returns a future of its :class:`Outcome`
+    (:meth:`submit_async`: an asyncio future). A writer thread takes what is queued, waits up to
+    ``window`` seconds for more (up to ``max_batch``), writes it all in one transaction and resolves
+    the futures. When the transaction fails on a unique key that another process claimed at the same
+    moment (a new follower's identity), the group is written again: the second time the key is found.
+    ``window = 0`` writes each group as soon as the writer is free.
+
+    Submitting appends to a list under a lock; the writer is woken only by the first record of a
+    group (and by a full group), not by every record, and the futures of an event loop are resolved
+    in one call on that loop per group.
     """
 
     def __init__(self, store: Store, *, window: float = 0.002, max_batch: int = 256) -> None:
         self.store = store
         self.window = window
         self.max_batch = max_batch
-        self._queue: queue.Queue[tuple[tuple[InboundRecord, str, str, str], Future[Outcome]] | None] = (
-            queue.Queue()
-        )
+        self._items: list[tuple[_Item, _Waiter]] = []
+        self._lock = threading.Lock()
+        self._ready = threading.Event()  # set when records are waiting (or on close)
+        self._full = threading.Event()  # set when max_batch records are waiting (or on close)
+        self._closing = False
         self._accounts: dict[str, int] = {}
         self._conn: Connection | None = None
         dbapi = store.engine.dialect.dbapi
@@ -60,30 +84,51 @@ class GroupCommit:
 
     def submit(self, record: InboundRecord, rule: str, reply: str, status: str) -> Future[Outcome]:
         future: Future[Outcome] = Future()
-        self._queue.put(((record, rule, reply, status), future))
+        self._put((record, rule, reply, status), future)
         return future
 
+    def submit_async(
+        self, record: InboundRecord, rule: str, reply: str, status: str
+    ) -> asyncio.Future[Outcome]:
+        """:meth:`submit` for a coroutine: the returned future belongs to the running event loop."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Outcome] = loop.create_future()
+        self._put((record, rule, reply, status), (loop, future))
+        return future
+
+    def _put(self, item: _Item, waiter: _Waiter) -> None:
+        with self._lock:
+            if self._closing:
+                raise RuntimeError("the inbound writer is closed")
+            self._items.append((item, waiter))
+            waiting = len(self._items)
+        if waiting == 1:
+            self._ready.set()
+        if waiting >= self.max_batch:
+            self._full.set()
+
     def close(self) -> None:
-        self._queue.put(None)
+        with self._lock:
+            self._closing = True
+        self._ready.set()
+        self._full.set()
         self._thread.join(timeout=10)
         self._drop_connection()
 
-    def _take(self) -> tuple[list[tuple[tuple[InboundRecord, str, str, str], Future[Outcome]]], bool]:
-        first = self._queue.get()
-        if first is None:
-            return [], True
-        group = [first]
-        deadline = time.monotonic() + self.window
-        while len(group) < self.max_batch:
-            remaining = deadline - time.monotonic()
-            try:
-                item = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if item is None:
-                return group, True
-            group.append(item)
-        return group, False
+    def _take(self) -> tuple[list[tuple[_Item, _Waiter]], bool]:
+        self._ready.wait()
+        if self.window > 0:
+            self._full.wait(self.window)  # let more records join the group
+        with self._lock:
+            group = self._items[: self.max_batch]
+            del self._items[: self.max_batch]
+            if not self._closing:
+                if not self._items:
+                    self._ready.clear()
+                if len(self._items) < self.max_batch:
+                    self._full.clear()
+            stop = self._closing and not self._items
+        return group, stop
 
     def _run(self) -> None:
         stop = False
@@ -122,7 +167,7 @@ class GroupCommit:
                 self._conn.close()
             self._conn = None
 
-    def _write(self, group: list[tuple[tuple[InboundRecord, str, str, str], Future[Outcome]]]) -> None:
+    def _write(self, group: list[tuple[_Item, _Waiter]]) -> None:
         items = [item for item, _ in group]
         error: BaseException | None = None
         for attempt in range(5):
@@ -147,9 +192,22 @@ class GroupCommit:
                 error = exc
                 self._drop_connection()
                 break
-            for (_, future), outcome in zip(group, outcomes, strict=True):
-                future.set_result(outcome)
+            self._resolve(group, outcomes)
             return
         assert error is not None
-        for _, future in group:
-            future.set_exception(error)
+        self._resolve(group, [error] * len(group))
+
+    @staticmethod
+    def _resolve(group: list[tuple[_Item, _Waiter]], results: Sequence[Outcome | BaseException]) -> None:
+        loops: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Outcome], Outcome | BaseException]]]
+        loops = {}
+        for (_, waiter), result in zip(group, results, strict=True):
+            if isinstance(waiter, tuple):
+                loops.setdefault(waiter[0], []).append((waiter[1], result))
+            elif isinstance(result, BaseException):
+                waiter.set_exception(result)
+            else:
+                waiter.set_result(result)
+        for loop, pairs in loops.items():
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+                loop.call_soon_threadsafe(_settle, pairs)

@@ -154,7 +154,7 @@ class WeChatBot:
         xml = "" if deferred else account.callback.reply_xml(answer.reply, record)
         status = "deferred" if deferred else ("replied" if xml else "none")
         try:
-            outcome = await asyncio.wrap_future(self.commit.submit(record, answer.rule, xml, status))
+            outcome = await self.commit.submit_async(record, answer.rule, xml, status)
         except Exception:
             log.exception("storing %s %s of account %s failed", record.kind, record.dedup_key, account.name)
             return PlainTextResponse("the store is not available", status_code=503)
