@@ -164,6 +164,8 @@ class GroupCommit:
     def _drop_connection(self) -> None:
         if self._conn is not None:
             with contextlib.suppress(Exception):
+                if self._conn.dialect.name == "sqlite":  # not back to the pool: busy_timeout=0 is ours
+                    self._conn.invalidate()
                 self._conn.close()
             self._conn = None
 
