@@ -13,7 +13,6 @@ import csv
 import io
 import json
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 from starlette.applications import Starlette
@@ -21,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from connectors.wechat_sim.control import control_routes, json_response
 from connectors.wechat_sim.errors import ApiError
 from connectors.wechat_sim.messaging import Messaging
 from connectors.wechat_sim.population import ORDER_HEADER
@@ -29,12 +29,6 @@ from connectors.wechat_sim.state import SimState
 __all__ = ["build_app"]
 
 Handler = Callable[[dict[str, str], Any], dict[str, Any]]
-
-
-def _json(data: Any) -> Response:
-    return Response(
-        json.dumps(data, ensure_ascii=False, separators=(",", ":")), media_type="application/json"
-    )
 
 
 def _endpoints(state: SimState, msg: Messaging) -> dict[str, tuple[str, Handler]]:
@@ -128,7 +122,7 @@ def build_app(state: SimState, messaging: Messaging, *, orders_account: str = "d
                 result = exc.body()
                 errcode = exc.errcode or 0
             state.record(request.method, "/cgi-bin/" + path, query, body, errcode)
-        return _json(result)
+        return json_response(result)
 
     async def share_reads(request: Request) -> Response:
         query = dict(request.query_params)
@@ -148,28 +142,7 @@ def build_app(state: SimState, messaging: Messaging, *, orders_account: str = "d
                 "has_more": pos + len(chunk) < visible,
             }
             state.record(request.method, "/track/share_reads", query, None, 0)
-        return _json(result)
-
-    async def sim_requests(request: Request) -> Response:
-        try:
-            since = int(request.query_params.get("since") or 0)
-        except ValueError:
-            since = 0
-        with state.lock:
-            return _json({"requests": state.log[since:]})
-
-    async def sim_clock(request: Request) -> Response:
-        if request.method == "POST":
-            try:
-                body = json.loads(await request.body() or b"{}")
-                if "advance" in body:
-                    state.clock.advance(seconds=float(body["advance"]))
-                elif "set" in body:
-                    state.clock.set(datetime.fromisoformat(body["set"]))
-            except (ValueError, TypeError) as exc:
-                return _json({"error": f"bad clock request: {exc}"})
-        now = state.clock.now()
-        return _json({"now": now.isoformat(), "timestamp": int(now.timestamp())})
+        return json_response(result)
 
     async def orders_csv(request: Request) -> Response:
         account = request.query_params.get("account") or orders_account
@@ -183,8 +156,7 @@ def build_app(state: SimState, messaging: Messaging, *, orders_account: str = "d
         routes=[
             Route("/cgi-bin/{path:path}", cgi, methods=["GET", "POST"]),
             Route("/track/share_reads", share_reads, methods=["GET"]),
-            Route("/_sim/requests", sim_requests, methods=["GET"]),
-            Route("/_sim/clock", sim_clock, methods=["GET", "POST"]),
+            *control_routes(state),
             Route("/_sim/orders.csv", orders_csv, methods=["GET"]),
         ]
     )

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 from starlette.applications import Starlette
@@ -19,18 +18,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from connectors.wechat_sim.control import control_routes, json_response
 from connectors.wechat_sim.errors import ApiError
 from connectors.wecom_sim.state import WeComState, error
 
 __all__ = ["build_app"]
 
 Handler = Callable[[dict[str, str], Any], dict[str, Any]]
-
-
-def _json(data: Any) -> Response:
-    return Response(
-        json.dumps(data, ensure_ascii=False, separators=(",", ":")), media_type="application/json"
-    )
 
 
 def _endpoints(state: WeComState) -> dict[str, tuple[str, Handler]]:
@@ -82,7 +76,7 @@ def build_app(state: WeComState) -> Starlette:
                 result = exc.body()
                 errcode = exc.errcode or 0
             state.record(request.method, "/cgi-bin/" + path, query, body, errcode)
-        return _json(result)
+        return json_response(result)
 
     async def events(request: Request) -> Response:
         query = dict(request.query_params)
@@ -95,34 +89,12 @@ def build_app(state: WeComState) -> Starlette:
                 result = {"error": f"bad request: {exc}"}
                 errcode = 40058
             state.record(request.method, "/track/wecom_events", query, None, errcode)
-        return _json(result)
-
-    async def sim_requests(request: Request) -> Response:
-        try:
-            since = int(request.query_params.get("since") or 0)
-        except ValueError:
-            since = 0
-        with state.lock:
-            return _json({"requests": state.log[since:]})
-
-    async def sim_clock(request: Request) -> Response:
-        if request.method == "POST":
-            try:
-                body = json.loads(await request.body() or b"{}")
-                if "advance" in body:
-                    state.clock.advance(seconds=float(body["advance"]))
-                elif "set" in body:
-                    state.clock.set(datetime.fromisoformat(body["set"]))
-            except (ValueError, TypeError) as exc:
-                return _json({"error": f"bad clock request: {exc}"})
-        now = state.clock.now()
-        return _json({"now": now.isoformat(), "timestamp": int(now.timestamp())})
+        return json_response(result)
 
     return Starlette(
         routes=[
             Route("/cgi-bin/{path:path}", cgi, methods=["GET", "POST"]),
             Route("/track/wecom_events", events, methods=["GET"]),
-            Route("/_sim/requests", sim_requests, methods=["GET"]),
-            Route("/_sim/clock", sim_clock, methods=["GET", "POST"]),
+            *control_routes(state),
         ]
     )
