@@ -9,9 +9,7 @@ tracked share links come from ``share_reads_url`` (a JSON feed, see :meth:`inter
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, ClassVar
@@ -28,6 +26,7 @@ from connectors.base import (
     ShareRead,
     TagInfo,
 )
+from connectors.fetching import Fetcher
 from connectors.wechat_client import RetryPolicy, WeChatApi
 from scrm.config import Settings, SyncSettings, WeChatAccount
 from scrm.errors import ConfigError, ConnectorError
@@ -117,9 +116,8 @@ class WeChatConnector(Connector):
             policy=RetryPolicy(sync.max_token_refreshes, sync.rate_limit_retries, sync.backoff_seconds),
             timeout=sync.timeout_seconds,
         )
-        self._pool: ThreadPoolExecutor | None = None
-        self._http: httpx.Client | None = None
         self.timeout = sync.timeout_seconds
+        self._fetcher = Fetcher(concurrency=self.concurrency, timeout=self.timeout, thread_name="scrm-wechat")
 
     @classmethod
     def from_settings(
@@ -145,12 +143,7 @@ class WeChatConnector(Connector):
         return account_name, cls(wechat[account_name], settings.sync)
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
-        if self._http is not None:
-            self._http.close()
-            self._http = None
+        self._fetcher.close()
         self.api.close()
 
     # -- reading ----------------------------------------------------------------------------------
@@ -175,24 +168,7 @@ class WeChatConnector(Connector):
     def profiles(self, ids: Sequence[str]) -> Iterator[list[FollowerProfile]]:
         """``user/info/batchget`` 100 at a time, up to ``concurrency`` in flight, in order."""
         size = self.profile_batch_size
-        chunks = (list(ids[i : i + size]) for i in range(0, len(ids), size))
-        if self.concurrency == 1:
-            for chunk in chunks:
-                yield self._fetch_profiles(chunk)
-            return
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="scrm-wechat")
-        window: deque[Future[list[FollowerProfile]]] = deque()
-        try:
-            for chunk in chunks:
-                window.append(self._pool.submit(self._fetch_profiles, chunk))
-                if len(window) >= 2 * self.concurrency:
-                    yield window.popleft().result()
-            while window:
-                yield window.popleft().result()
-        finally:
-            for future in window:
-                future.cancel()
+        yield from self._fetcher.in_order(self._fetch_profiles, ids, size)
 
     def tags(self) -> list[TagInfo]:
         """``tags/get``."""
@@ -208,11 +184,9 @@ class WeChatConnector(Connector):
         url = self.account.share_reads_url
         if not url:
             return
-        if self._http is None:
-            self._http = httpx.Client(timeout=self.timeout)
         while True:
             try:
-                response = self._http.get(url, params={"cursor": cursor, "limit": limit})
+                response = self._fetcher.http.get(url, params={"cursor": cursor, "limit": limit})
                 response.raise_for_status()
                 data = response.json()
             except (httpx.HTTPError, ValueError) as exc:

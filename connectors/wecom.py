@@ -14,9 +14,7 @@ WeCom (group messages need a staff member to confirm them on the phone) is not s
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, ClassVar, TypeVar
@@ -41,6 +39,7 @@ from connectors.base import (
     ReadOnlyConnector,
     TagInfo,
 )
+from connectors.fetching import Fetcher
 from connectors.wechat_client import ERRORS, RetryPolicy, WeChatApi
 from scrm.config import Settings, SyncSettings, WeComAccount
 from scrm.errors import ConfigError, ConnectorError, RateLimited, RecipientRefused, TokenRejected
@@ -174,8 +173,7 @@ class WeComConnector(GroupConnector, ReadOnlyConnector):
             errors=WECOM_ERRORS,
             label="WeCom",
         )
-        self._pool: ThreadPoolExecutor | None = None
-        self._http: httpx.Client | None = None
+        self._fetcher = Fetcher(concurrency=self.concurrency, timeout=self.timeout, thread_name="scrm-wecom")
 
     @classmethod
     def from_settings(cls, settings: Settings, account_name: str | None = None) -> tuple[str, WeComConnector]:
@@ -191,33 +189,8 @@ class WeComConnector(GroupConnector, ReadOnlyConnector):
         return account_name, cls(corps[account_name], settings.sync)
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
-        if self._http is not None:
-            self._http.close()
-            self._http = None
+        self._fetcher.close()
         self.api.close()
-
-    def _in_order(self, fetch: Callable[[list[str]], T], ids: Sequence[str], size: int) -> Iterator[T]:
-        """``fetch`` over chunks of ``ids``, up to ``concurrency`` in flight, results in order."""
-        chunks = (list(ids[i : i + size]) for i in range(0, len(ids), size))
-        if self.concurrency == 1:
-            yield from map(fetch, chunks)
-            return
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="scrm-wecom")
-        window: deque[Future[T]] = deque()
-        try:
-            for chunk in chunks:
-                window.append(self._pool.submit(fetch, chunk))
-                if len(window) >= 2 * self.concurrency:
-                    yield window.popleft().result()
-            while window:
-                yield window.popleft().result()
-        finally:
-            for future in window:
-                future.cancel()
 
     # -- staff and contacts ------------------------------------------------------------------------
 
@@ -296,7 +269,7 @@ class WeComConnector(GroupConnector, ReadOnlyConnector):
 
     def profiles(self, ids: Sequence[str]) -> Iterator[list[FollowerProfile]]:
         """``externalcontact/get`` per contact (WeCom has no batch profile call), in order."""
-        return self._in_order(lambda chunk: [self._profile(i) for i in chunk], ids, 10)
+        return self._fetcher.in_order(lambda chunk: [self._profile(i) for i in chunk], ids, 10)
 
     # -- groups ------------------------------------------------------------------------------------
 
@@ -332,7 +305,7 @@ class WeComConnector(GroupConnector, ReadOnlyConnector):
         def fetch(chunk: list[str]) -> list[GroupInfo]:
             return [g for g in map(self._group, chunk) if g is not None]
 
-        return self._in_order(fetch, ids, 10)
+        return self._fetcher.in_order(fetch, ids, 10)
 
     def contact_events(self, cursor: str = "", *, limit: int = 5000) -> Iterator[ContactEventPage]:
         """Contact deletions from ``events_url`` (``GET events_url?cursor=C&limit=L``).
@@ -345,15 +318,13 @@ class WeComConnector(GroupConnector, ReadOnlyConnector):
         url = self.account.events_url
         if not url:
             return
-        if self._http is None:
-            self._http = httpx.Client(timeout=self.timeout)
         kinds = {
             "del_external_contact": "staff_deleted_customer",
             "del_follow_user": "customer_deleted_staff",
         }
         while True:
             try:
-                response = self._http.get(url, params={"cursor": cursor, "limit": limit})
+                response = self._fetcher.http.get(url, params={"cursor": cursor, "limit": limit})
                 response.raise_for_status()
                 data = response.json()
             except (httpx.HTTPError, ValueError) as exc:
