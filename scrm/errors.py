@@ -16,6 +16,9 @@ do about it::
     │   └── NoScores                no score snapshot yet: run `scrm score`
     ├── TemplateError               a message template cannot be rendered (syntax, undefined, sandbox)
     ├── CampaignError(ValueError)   a campaign or segment file is invalid (names file and line)
+    ├── AccessError                 the web: no valid credentials (401)
+    │   ├── PermissionDenied        the role may not do this (403)
+    │   └── LoginThrottled          too many failed logins: wait (429)
     └── ConnectorError              a platform answered with an error
         ├── TokenRejected           credentials or access token refused
         ├── RateLimited             a quota or frequency limit was hit (retry later)
@@ -28,18 +31,21 @@ do about it::
 from __future__ import annotations
 
 __all__ = [
+    "AccessError",
     "CallbackRejected",
     "CampaignError",
     "ConfigError",
     "ConnectorError",
     "GraphError",
     "ImportFileError",
+    "LoginThrottled",
     "MergeRefused",
     "ModelFitError",
     "NoScores",
     "NotConverged",
     "NotFound",
     "OutsideWindow",
+    "PermissionDenied",
     "RateLimited",
     "RecipientRefused",
     "SchemaOutOfDate",
@@ -134,3 +140,19 @@ class CampaignError(ScrmError, ValueError):
 
 class MergeRefused(ScrmError, ValueError):
     """A merge or unmerge that cannot be done (already undone, customer merged away, merged with itself)."""
+
+
+class AccessError(ScrmError):
+    """No valid credentials: a missing, unknown or revoked API token, a wrong password, no session."""
+
+
+class PermissionDenied(AccessError):
+    """The caller's role may not do this (a viewer changing a campaign, a marketer creating tokens)."""
+
+
+class LoginThrottled(AccessError):
+    """Too many failed logins for this user or address lately; ``retry_after`` seconds to wait."""
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -5,7 +5,8 @@ from __future__ import annotations
 from alembic import context
 from sqlmodel import SQLModel
 
-import scrm.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+import scrm.models  # registers the tables on SQLModel.metadata
+import scrm.models_web  # noqa: F401  (and the web tables)
 
 connection = context.config.attributes.get("connection")
 if connection is None:  # pragma: no cover - only reached by running `alembic` by hand

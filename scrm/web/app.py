@@ -1,6 +1,7 @@
 """The ASGI application: ``create_app(settings)`` wires the store and each area's routes.
 
-Areas add their routes as modules of :mod:`scrm.web` (``wechat.py``: the bot's callbacks); the app
+Areas add their routes as modules of :mod:`scrm.web` (``wechat.py``: the bot's callbacks; ``api/``: the
+REST API under ``/api/v1``); the app
 checks the schema and mirrors the configured accounts into the store when it starts. ``scrm serve``
 runs it under uvicorn (with ``--workers N``, each worker process builds its own app through
 :func:`app_from_env`).
@@ -15,12 +16,13 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from scrm.config import Settings, load_settings
 from scrm.store import Store
 from scrm.sync_accounts import sync_accounts
 from scrm.web import wechat
+from scrm.web.api import create_api
 
 __all__ = ["app_from_env", "create_app"]
 
@@ -61,7 +63,7 @@ def create_app(
             if own_store:
                 active.close()
 
-    routes = [Route("/healthz", _health), *bot.routes()]
+    routes = [Route("/healthz", _health), *bot.routes(), Mount("/api/v1", app=create_api(settings, active))]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.bot = bot
     return app

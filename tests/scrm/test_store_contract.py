@@ -10,6 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlmodel import SQLModel, select
 
+import scrm.models_web  # noqa: F401  (the web tables, compared with the migrations too)
 from scrm.errors import SchemaOutOfDate, StoreError
 from scrm.identity import Key, resolve
 from scrm.models import (
