@@ -29,7 +29,7 @@ __all__ = ["ENV_PREFIX", "MastodonAccount", "Settings", "WeChatAccount", "WeComA
 
 ENV_PREFIX = "SCRM_"
 #: environment variables starting with SCRM_ that are not config overrides
-_NOT_OVERRIDES = {"SCRM_CONFIG", "SCRM_TEST_DATABASE_URL", "SCRM_REQUIRE_POSTGRES"}
+_NOT_OVERRIDES = {"SCRM_CONFIG", "SCRM_TEST_DATABASE_URL", "SCRM_REQUIRE_POSTGRES", "SCRM_REQUIRE_BROWSER"}
 WECHAT_API_BASE = "https://api.weixin.qq.com"
 WECOM_API_BASE = "https://qyapi.weixin.qq.com"
 
