@@ -223,11 +223,14 @@ def check_login(
         ok = _hasher.verify(row.password_hash if row else _DUMMY_HASH, password) and row is not None
     except (VerificationError, InvalidHashError):
         ok = False
-    with store.connect() as conn:
-        if not ok or row is None or row.disabled_at is not None:
+    failed = not ok or row is None or row.disabled_at is not None
+    with store.connect() as conn:  # committed before the error is raised
+        if failed:
             conn.execute(failure_t.insert().values(username=username[:64], client=client[:64], at=now))
-            raise AccessError("wrong username or password")
-        conn.execute(failure_t.delete().where(f.username == username))
+        else:
+            conn.execute(failure_t.delete().where(f.username == username))
+    if failed or row is None:
+        raise AccessError("wrong username or password")
     return Principal("user", username, row.role)
 
 
