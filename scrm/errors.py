@@ -16,6 +16,7 @@ do about it::
     │   └── NoScores                no score snapshot yet: run `scrm score`
     ├── TemplateError               a message template cannot be rendered (syntax, undefined, sandbox)
     ├── CampaignError(ValueError)   a campaign or segment file is invalid (names file and line)
+    ├── Conflict                    clashes with the current state: a name taken, a run sending (409)
     ├── AccessError                 the web: no valid credentials (401)
     │   ├── PermissionDenied        the role may not do this (403)
     │   └── LoginThrottled          too many failed logins: wait (429)
@@ -35,6 +36,7 @@ __all__ = [
     "CallbackRejected",
     "CampaignError",
     "ConfigError",
+    "Conflict",
     "ConnectorError",
     "GraphError",
     "ImportFileError",
@@ -136,6 +138,11 @@ class TemplateError(ScrmError):
 
 class CampaignError(ScrmError, ValueError):
     """A campaign or segment file is invalid (names the file and line), or a campaign cannot run."""
+
+
+class Conflict(ScrmError):
+    """A change that clashes with the current state: a name already taken, a paused campaign run, a
+    campaign deleted while a run of it is sending."""
 
 
 class MergeRefused(ScrmError, ValueError):
