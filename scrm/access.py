@@ -46,6 +46,7 @@ __all__ = [
     "check_login",
     "create_token",
     "create_user",
+    "issue_token",
     "list_tokens",
     "require",
     "revoke_token",
@@ -100,18 +101,24 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_token(store: Store, name: str, role: str) -> str:
+def create_token(store: Store, name: str, role: str, *, actor: str = "cli") -> str:
     """Create an API token; return it. Only its hash is stored: it cannot be shown again."""
+    return str(issue_token(store, name, role, actor=actor)["token"])
+
+
+def issue_token(store: Store, name: str, role: str, *, actor: str = "cli") -> dict[str, Any]:
+    """Create an API token; return its row (id, name, prefix, role, created_at) and ``token``, the
+    token itself, which is shown this once (only its hash is stored). ``actor`` goes into the audit log."""
     _check_role(role)
+    if not name.strip() or len(name) > 100:
+        raise ConfigError("a token name needs 1 to 100 characters")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    row = {"name": name, "prefix": token[:12], "role": role, "created_at": utcnow()}
     with store.connect() as conn:
-        conn.execute(
-            token_t.insert().values(
-                name=name, prefix=token[:12], token_hash=_digest(token), role=role, created_at=utcnow()
-            )
-        )
-        audit(conn, "cli", "token.create", name, {"role": role, "prefix": token[:12]})
-    return token
+        insert = token_t.insert().values(token_hash=_digest(token), **row).returning(token_t.c.id)
+        token_id = int(conn.execute(insert).scalar_one())
+        audit(conn, actor, "token.create", name, {"id": token_id, "role": role, "prefix": token[:12]})
+    return {"id": token_id, **row, "token": token}
 
 
 def list_tokens(store: Store) -> list[dict[str, Any]]:

@@ -10,6 +10,7 @@ commands of one area to it (``_core``: init, import, customers, customer, config
 from __future__ import annotations
 
 from scrm.cli import (
+    _access,  # noqa: F401
     _bot,  # noqa: F401
     _campaigns,  # noqa: F401
     _core,  # noqa: F401  (registers its commands)
