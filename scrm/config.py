@@ -25,7 +25,15 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from scrm.bot_settings import BotSettings
 from scrm.errors import ConfigError
 
-__all__ = ["ENV_PREFIX", "MastodonAccount", "Settings", "WeChatAccount", "WeComAccount", "load_settings"]
+__all__ = [
+    "ENV_PREFIX",
+    "MastodonAccount",
+    "Settings",
+    "WeChatAccount",
+    "WeComAccount",
+    "WebSettings",
+    "load_settings",
+]
 
 ENV_PREFIX = "SCRM_"
 #: environment variables starting with SCRM_ that are not config overrides
@@ -129,6 +137,21 @@ class SyncSettings(_Section):
     batch_size: int = Field(2_000, ge=100, le=20_000)
 
 
+class WebSettings(_Section):
+    """The dashboard: its session cookie and the secret that signs it."""
+
+    # signs the session cookies; "" = generated once and kept in secret_key_file (mode 0600)
+    secret_key: SecretStr = SecretStr("")
+    secret_key_file: str = "scrm-web-secret.key"  # relative to the config file's folder
+    session_minutes: int = Field(480, ge=1, le=60 * 24 * 30)  # idle: signed out after this long unused
+    session_max_hours: int = Field(24, ge=1, le=24 * 90)  # absolute: signed out this long after login
+    secure_cookies: bool = False  # send the session cookie over HTTPS only (set true behind TLS)
+    login_attempts: int = Field(5, ge=1, le=100)  # failed logins per username in login_window_minutes
+    login_window_minutes: int = Field(15, ge=1, le=24 * 60)
+    page_size: int = Field(50, ge=5, le=500)  # rows per page of the leaderboard and lists
+    map_nodes: int = Field(300, ge=10, le=5000)  # customers drawn on the community map at most
+
+
 class WeChatAccount(_Section):
     """A WeChat Official Account we own."""
 
@@ -198,6 +221,7 @@ class Settings(_Section):
     campaigns: CampaignSettings = CampaignSettings()
     sync: SyncSettings = SyncSettings()
     bot: BotSettings = BotSettings()
+    web: WebSettings = WebSettings()
     accounts: dict[str, Account] = {}
     source: Path | None = Field(None, exclude=True)
 

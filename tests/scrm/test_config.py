@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, SecretStr
 
 from scrm.config import Settings, load_settings
 from scrm.errors import ConfigError
@@ -42,8 +42,8 @@ def _leaf_keys(model: BaseModel, prefix: str = "") -> dict[str, Any]:
         value = getattr(model, name)
         if isinstance(value, BaseModel):
             keys.update(_leaf_keys(value, f"{prefix}{key}."))
-        else:
-            keys[f"{prefix}{key}"] = value
+        else:  # a secret is shown in the file as its (empty) default
+            keys[f"{prefix}{key}"] = value.get_secret_value() if isinstance(value, SecretStr) else value
     return keys
 
 
