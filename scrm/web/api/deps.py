@@ -23,6 +23,7 @@ from scrm.errors import (
     CampaignError,
     ConfigError,
     Conflict,
+    ImportFileError,
     LoginThrottled,
     MergeRefused,
     NoScores,
@@ -63,6 +64,7 @@ _STATUS: list[tuple[type[ScrmError], int, str]] = [
     (CampaignError, 422, "invalid"),
     (TemplateError, 422, "invalid_template"),
     (ConfigError, 422, "invalid"),
+    (ImportFileError, 422, "invalid_file"),
 ]
 
 
