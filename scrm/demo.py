@@ -14,12 +14,17 @@ touching the user's store), starts the WeChat Official Account and WeCom simulat
    ``scrm serve``'s callback (signed and AES-encrypted, as WeChat does) and shows the replies;
 5. a campaign inviting the leaders of every community: dry run, run, report, and a second run that
    sends nothing twice (the simulator's request log is saved to show it).
+
+With ``--serve`` (:func:`serve_dashboard`) it then creates a dashboard user ``demo`` with a random
+password, serves the web app on 127.0.0.1 and prints the dashboard's address, until Ctrl-C.
 """
 
 from __future__ import annotations
 
 import re
+import secrets
 import shutil
+import sys
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,7 +33,7 @@ from zoneinfo import ZoneInfo
 from rich.console import Console
 from rich.rule import Rule
 
-__all__ = ["run_demo"]
+__all__ = ["DEMO_USER", "run_demo", "serve_dashboard"]
 
 #: the project's example campaign files (campaigns.d/ beside the packages)
 CAMPAIGNS = Path(__file__).resolve().parents[1] / "campaigns.d"
@@ -67,6 +72,8 @@ events_url = "{events_url}"
 display_name = "scrm demo staff"
 """
 
+#: the dashboard user ``--serve`` creates (an admin, with a random password printed once)
+DEMO_USER = "demo"
 #: what the demo's followers say to the bot
 MESSAGES = ["你好", "help", "When is the next meetup?"]
 
@@ -186,6 +193,51 @@ def run_demo(workdir: Path, console: Console, *, followers: int = 2000, seed: in
         f"  scrm --config {config} campaign report invite_leaders --json",
         highlight=False,
     )
+
+
+def serve_dashboard(workdir: Path, console: Console, *, port: int = 8000) -> None:
+    """Serve the demo's store on 127.0.0.1:``port`` (0: any free port) until interrupted (Ctrl-C).
+
+    Creates the dashboard user :data:`DEMO_USER` (role admin) with a random password, then prints the
+    dashboard's address, the user and the password (flushed at once, for whoever reads the output).
+    """
+    from connectors.wechat_sim import BackgroundServer
+    from scrm.access import create_user
+    from scrm.config import load_settings
+    from scrm.store import Store
+    from scrm.web.app import create_app
+
+    settings = load_settings(workdir / "config.toml")
+    store = Store(settings.database_url)
+    try:
+        password = secrets.token_urlsafe(12)
+        create_user(store, DEMO_USER, password, "admin", actor="demo")
+        app = create_app(settings, store=store)
+        server = BackgroundServer(app, port=port)
+        try:
+            bound = server.bind()
+        except OSError as exc:
+            from scrm.errors import ScrmError
+
+            raise ScrmError(
+                f"cannot listen on 127.0.0.1:{port} ({exc.strerror}); pick another --port"
+            ) from None
+        console.print(Rule("The dashboard", style="bold magenta"))
+        console.print(
+            f"Dashboard: http://127.0.0.1:{bound}/ (log in as {DEMO_USER}, password {password})\n"
+            "Serving the demo's store until Ctrl-C.",
+            highlight=False,
+        )
+        sys.stdout.flush()
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:  # uvicorn stops serving on Ctrl-C, then raises it again: done
+            pass
+        finally:
+            app.state.bot.close()
+    finally:
+        store.close()
+    console.print("The dashboard has stopped.")
 
 
 def _top_customer(config: Path) -> int | None:

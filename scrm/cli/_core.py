@@ -338,9 +338,23 @@ def show_config(obj: Context, as_json: bool) -> None:
     show_default=True,
     help="Folder for the demo's own config and SQLite store (recreated each run).",
 )
+@click.option(
+    "--serve",
+    is_flag=True,
+    help="Then serve the dashboard on 127.0.0.1 (a user 'demo' with a random password is printed) "
+    "until Ctrl-C.",
+)
+@click.option(
+    "--port", default=8000, show_default=True, help="Port of the dashboard with --serve (0: any free port)."
+)
 @handle_errors
-def demo(workdir: Path) -> None:
-    """Run the main job end to end on a fresh embedded store and print what it found."""
-    from scrm.demo import run_demo
+def demo(workdir: Path, serve: bool, port: int) -> None:
+    """Run the main job end to end on a fresh embedded store and print what it found.
+
+    With --serve, end by serving the web dashboard on the demo's store and print its address.
+    """
+    from scrm.demo import run_demo, serve_dashboard
 
     run_demo(workdir, console)
+    if serve:
+        serve_dashboard(workdir, console, port=port)
