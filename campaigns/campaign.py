@@ -6,18 +6,20 @@ A campaign file in the campaigns folder (``[campaigns] folder``)::
     name = "invite_leaders"                 # default: the file name
     action = "text"                         # text | template | mass | tag | untag
     template = "invite_influencers.txt.j2"  # message template (templates/messages or the folder)
+    text = "Hi {{ name }}, ..."             # or the message itself, inline (Jinja, in the sandbox)
     template_id = "TPL_EVENT"               # template message: the action's, or text's fallback
     control_percent = 10                    # seeded random hold-out group
     seed = 7
     attribution_days = 7                    # replies and purchases counted this long after sending
     send_time_optimisation = false          # send at the hour each customer usually interacts
-    segment = "leaders.toml"                # an audience file of the folder, or an [audience] table
+    segment = "leaders.toml"                # an audience file of the folder (or a saved segment's
+                                            # name, for campaigns saved from the web), or [audience]
     tag = "vip"                             # tag / untag: the tag; mass: send to this tag (sendall)
 
     [campaign.fields]                       # template message fields (Jinja strings)
     first = "{{ name }}, you are invited"
 
-    [[campaign.variants]]                   # A/B: name, weight, template (and fields) of each
+    [[campaign.variants]]                   # A/B: name, weight, template or text (and fields) of each
     name = "a"
 
     [campaign.schedule]                     # cron = "0 10 * * mon" | interval_minutes = 60 | at = "..."
@@ -60,6 +62,7 @@ _CAMPAIGN_KEYS = {
     "account",
     "action",
     "template",
+    "text",
     "template_id",
     "url",
     "fields",
@@ -85,6 +88,7 @@ class Variant:
     template: str
     fields: Mapping[str, str] = field(default_factory=dict)
     weight: float = 1.0
+    text: str = ""  # the message inline (Jinja source), instead of a template file
 
 
 @dataclass(frozen=True)
@@ -158,25 +162,32 @@ def _variants(data: Mapping[str, Any], action: str, loc: Locator) -> tuple[Varia
     variants: list[Variant] = []
     for item in raw:
         _need(item, dict, "variants", loc, "tables")
-        unknown = set(item) - {"name", "template", "fields", "weight"}
+        unknown = set(item) - {"name", "template", "text", "fields", "weight"}
         if unknown:
             key = sorted(unknown)[0]
-            raise loc.error(key, f"unknown key {key!r} in a variant (known: name, template, fields, weight)")
+            raise loc.error(
+                key, f"unknown key {key!r} in a variant (known: name, template, text, fields, weight)"
+            )
         name = str(item.get("name") or f"v{len(variants) + 1}")
         if name == CONTROL:
             raise loc.error(
                 "name", "a variant cannot be called 'control' (the hold-out group is)", near=f'"{name}"'
             )
         template = str(item.get("template", data.get("template", "")))
+        text = str(_need(item.get("text", data.get("text", "")), str, "text", loc, "the message text"))
+        if template and text:
+            raise loc.error("text", f"variant {name}: give a template file or a text, not both")
         fields = {**base_fields, **_need(item.get("fields", {}), dict, "fields", loc, "a table")}
         weight = float(_need(item.get("weight", 1.0), (int, float), "weight", loc, "a number"))
         if weight <= 0:
             raise loc.error("weight", f"variant {name}: weight must be positive")
-        if action in ("text", "mass") and not template:
-            raise loc.error("template", f"variant {name}: a {action} campaign needs a message template")
-        if action == "template" and not fields and not template:
+        if action in ("text", "mass") and not template and not text:
+            raise loc.error(
+                "template", f"variant {name}: a {action} campaign needs a message template or text"
+            )
+        if action == "template" and not fields and not template and not text:
             raise loc.error("fields", f"variant {name}: a template message needs [campaign.fields]")
-        variants.append(Variant(name, template, {str(k): str(v) for k, v in fields.items()}, weight))
+        variants.append(Variant(name, template, {str(k): str(v) for k, v in fields.items()}, weight, text))
     if len({v.name for v in variants}) != len(variants):
         raise loc.error("variants", "variant names must differ")
     return tuple(variants)
@@ -194,9 +205,18 @@ def _table(data: Any, keys: set[str], key: str, loc: Locator) -> Mapping[str, An
 
 
 def parse_campaign(
-    data: Mapping[str, Any], *, source: str, text: str = "", folder: Path | None = None
+    data: Mapping[str, Any],
+    *,
+    source: str,
+    text: str = "",
+    folder: Path | None = None,
+    segments: Mapping[str, Segment] | None = None,
 ) -> Campaign:
-    """A :class:`Campaign` from a parsed campaign file (``[campaign]`` and optionally ``[audience]``)."""
+    """A :class:`Campaign` from a parsed campaign file (``[campaign]`` and optionally ``[audience]``).
+
+    ``segments``: audiences that ``segment = NAME`` may name besides the files of the folder (the
+    segments saved from the web, for the campaigns saved there).
+    """
     loc = Locator(source, text)
     unknown_top = set(data) - {"campaign", "audience"}
     if unknown_top:
@@ -217,7 +237,9 @@ def parse_campaign(
         raise loc.error("action", f"unknown action {action!r} (known: {', '.join(ACTIONS)})")
     if "segment" in c and "audience" in data:
         raise loc.error("segment", "give either segment = FILE or an [audience] table, not both")
-    if "segment" in c:
+    if "segment" in c and segments is not None and str(c["segment"]) in segments:
+        audience = segments[str(c["segment"])]
+    elif "segment" in c:
         seg_path = Path(str(c["segment"]))
         if not seg_path.is_absolute():
             seg_path = (folder or Path(source).parent) / seg_path

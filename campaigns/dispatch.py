@@ -15,6 +15,9 @@
    (``2 x 2 x concurrency`` deliveries) can be in doubt. Mass sends are sent again with the same
    ``clientmsgid`` (WeChat answers 45065 and sends nothing twice); tag changes are repeated.
    Everything still ``planned`` is sent by the next run of the same key: nobody is missed.
+5. **Pause.** A dispatcher looks at the campaign's switch (:mod:`campaigns.state`) before each claim
+   (at most every ``PAUSE_CHECK_SECONDS``): once paused it claims nothing more, records the chunks in
+   flight and returns; the rest stays ``planned`` for the run of the same key after the resume.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from sqlalchemy.engine import Connection
 
 from campaigns.campaign import Campaign
 from campaigns.sending import Outcome, Retry, client_msg_id, send_batch, send_one
+from campaigns.state import is_paused
 from connectors.base import Connector
 from scrm.config import CampaignSettings
 from scrm.models import CampaignRun, Delivery, Follow, utcnow
@@ -49,6 +53,7 @@ delivery_t = Delivery.__table__  # type: ignore[attr-defined]
 follow_t = Follow.__table__  # type: ignore[attr-defined]
 MASS_BATCH = 10_000  # openids per message/mass/send (WeChat's limit)
 TAG_CHUNK = 500
+PAUSE_CHECK_SECONDS = 0.2  # how often a sending dispatcher looks whether its campaign was paused
 
 _OWNER = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
@@ -74,20 +79,28 @@ class RunCounts:
     status: dict[str, int] = field(default_factory=dict)
     reasons: dict[str, int] = field(default_factory=dict)
     channels: dict[str, int] = field(default_factory=dict)
+    variants: dict[str, int] = field(default_factory=dict)  # customers assigned to each variant, control
 
     def as_dict(self) -> dict[str, Any]:
-        return {"status": self.status, "reasons": self.reasons, "channels": self.channels}
+        return {
+            "status": self.status,
+            "reasons": self.reasons,
+            "channels": self.channels,
+            "variants": self.variants,
+        }
 
 
 def run_counts(conn: Connection, run_id: int) -> RunCounts:
     d = delivery_t.c
     counts = RunCounts()
-    for status, reason, channel, n in conn.execute(
-        sa.select(d.status, d.reason, d.channel, sa.func.count())
+    for status, reason, channel, variant, n in conn.execute(
+        sa.select(d.status, d.reason, d.channel, d.variant, sa.func.count())
         .where(d.run_id == run_id)
-        .group_by(d.status, d.reason, d.channel)
+        .group_by(d.status, d.reason, d.channel, d.variant)
     ):
         counts.status[status] = counts.status.get(status, 0) + n
+        if variant:
+            counts.variants[variant] = counts.variants.get(variant, 0) + n
         if reason:
             counts.reasons[reason] = counts.reasons.get(reason, 0) + n
         if status in ("sent", "unknown", "sending") and channel:
@@ -139,6 +152,15 @@ class Dispatcher:
         self.retry = Retry(settings.send_retries, settings.backoff_seconds, sleep)
         self.tag_id = tag_id
         self.chunk = 2 * settings.concurrency
+        self.paused = False  # set when the campaign was found paused: sending stopped
+        self._checked = -PAUSE_CHECK_SECONDS
+
+    def _stop(self, conn: Connection) -> bool:
+        """Whether the campaign has been paused (looked up at most every ``PAUSE_CHECK_SECONDS``)."""
+        if not self.paused and time.monotonic() - self._checked >= PAUSE_CHECK_SECONDS:
+            self._checked = time.monotonic()
+            self.paused = is_paused(conn, self.campaign.name)
+        return self.paused
 
     # -- in doubt -------------------------------------------------------------------------------------
 
@@ -270,6 +292,7 @@ class Dispatcher:
                     results = [f.result() for f in inflight.popleft()]
                 with self.store.connect() as conn:
                     self._record(conn, results, account_id)
+                    more = more and not self._stop(conn)
                     rows = self._claim(conn, run_id, ("text", "template"), self.chunk, None) if more else []
                 sent += sum(o.status == "sent" for o in results)
                 if more and not rows:
@@ -285,6 +308,8 @@ class Dispatcher:
         sent = 0
         while True:
             with self.store.connect() as conn:
+                if self._stop(conn):
+                    return sent
                 nxt = conn.execute(
                     sa.select(d.channel, sa.func.min(d.batch))
                     .where(

@@ -4,6 +4,10 @@
 happens while planning: a template that fails for one customer skips that customer (reason
 ``template_error``, the error kept); one that fails for every customer stops the run before anything
 is stored or sent (:class:`~scrm.errors.TemplateError`).
+
+A paused campaign (:mod:`campaigns.state`) is not run (:class:`~scrm.errors.Conflict`; a dry run still
+is), and a run paused while it sends stops at its next chunk (``RunResult.paused``): the run of the
+same key after the resume sends the rest, each delivery once.
 """
 
 from __future__ import annotations
@@ -17,24 +21,32 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import jinja2
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
-from campaigns.campaign import Campaign, Variant
+from campaigns.campaign import Campaign
 from campaigns.dispatch import MASS_BATCH, Dispatcher, RunCounts, run_counts, run_key
+from campaigns.messages import Messages
 from campaigns.planner import Decision, Recipient, Rules, decide, gather, templates_sent_today
-from campaigns.render import DEFAULT_TEMPLATES, Renderer
 from campaigns.segments import latest_run
+from campaigns.state import is_paused
 from connectors.base import Connector
 from scrm.config import Settings
-from scrm.errors import CampaignError, ConfigError, TemplateError
+from scrm.errors import CampaignError, ConfigError, Conflict, TemplateError
 from scrm.models import Account, CampaignRun, Customer, Delivery, Tag, utcnow
 from scrm.store import Store
 
-__all__ = ["RunResult", "campaign_account", "default_folder", "plan", "run_campaign", "unfinished_run"]
+__all__ = [
+    "RunResult",
+    "campaign_account",
+    "default_folder",
+    "open_run",
+    "plan",
+    "run_campaign",
+    "unfinished_run",
+]
 
 run_t = CampaignRun.__table__  # type: ignore[attr-defined]
 delivery_t = Delivery.__table__  # type: ignore[attr-defined]
@@ -59,6 +71,7 @@ class RunResult:
     samples: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
     plan_seconds: float = 0.0
+    paused: bool = False  # the campaign was paused while this run sent: the rest waits, planned
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -74,6 +87,7 @@ class RunResult:
             "samples": self.samples,
             "seconds": round(self.seconds, 3),
             "plan_seconds": round(self.plan_seconds, 3),
+            "paused": self.paused,
         }
 
 
@@ -92,53 +106,11 @@ def campaign_account(settings: Settings, campaign: Campaign) -> tuple[str, str]:
     return name, wechat[name].appid
 
 
-class _Messages:
-    """Renders each variant's message for a customer: text and/or template fields (JSON payload)."""
-
-    def __init__(self, campaign: Campaign) -> None:
-        self.campaign = campaign
-        local = campaign.folder
-        self.renderers = [Renderer(local)] if local and local.is_dir() else []
-        self.renderers.append(Renderer(DEFAULT_TEMPLATES))
-        self.variants = {v.name: v for v in campaign.variants}
-        self._by_file: dict[str, Renderer] = {}
-        self._compiled: dict[str, jinja2.Template] = {}
-
-    def _file(self, name: str, context: dict[str, Any]) -> str:
-        renderer = self._by_file.get(name)
-        if renderer is None:
-            found = (r for r in self.renderers[:-1] if (r.folder / name).is_file())
-            renderer = self._by_file[name] = next(found, self.renderers[-1])
-        return renderer.render(name, context)
-
-    def _field(self, key: str, source: str, context: dict[str, Any]) -> str:
-        """A template field, compiled once per campaign (not once per customer)."""
-        strings, name = self.renderers[-1], f"field {key}"
-        compiled = self._compiled.get(source)
-        if compiled is None:
-            try:
-                compiled = self._compiled[source] = strings.env.from_string(source)
-            except jinja2.TemplateSyntaxError:
-                strings.render_string(source, context, name=name)  # raises the renderer's TemplateError
-                raise
-        template = compiled
-        return strings._run(name, lambda: template, context)
-
-    def render(self, variant: Variant, context: dict[str, Any], channel: str) -> str:
-        payload: dict[str, Any] = {}
-        if variant.template:
-            payload["text"] = self._file(variant.template, context)
-        if self.campaign.template_id and (channel == "template" or self.campaign.action == "text"):
-            fields = {k: self._field(k, v, context) for k, v in variant.fields.items()}
-            payload["fields"] = fields or {"first": payload.get("text", "")}
-        return json.dumps(payload, ensure_ascii=False)
-
-
 def _planned_rows(
     campaign: Campaign, people: Sequence[Recipient], decisions: Sequence[Decision], now: datetime
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """Delivery rows with rendered payloads, and the template errors met."""
-    messages = _Messages(campaign)
+    messages = Messages(campaign)
     rows: list[dict[str, Any]] = []
     errors: list[str] = []
     mass_text: dict[str, str] = {}
@@ -230,7 +202,7 @@ def _insert(store: Store, table: Any) -> Any:
     return sqlite_insert(table) if store.dialect == "sqlite" else pg_insert(table)
 
 
-def _open_run(
+def open_run(
     store: Store,
     settings: Settings,
     campaign: Campaign,
@@ -239,8 +211,15 @@ def _open_run(
     now: datetime,
     only: Sequence[int] | None,
 ) -> tuple[int, bool]:
-    """(run id, created): insert the run and its plan in one transaction, or find the existing run."""
+    """(run id, created): insert the run and its plan in one transaction, or find the existing run.
+
+    Refused (:class:`~scrm.errors.Conflict`) while the campaign is paused.
+    """
     with store.connect() as conn:
+        if is_paused(conn, campaign.name):
+            raise Conflict(
+                f"campaign {campaign.name} is paused: resume it first (scrm campaign resume {campaign.name})"
+            )
         stmt = (
             _insert(store, run_t)
             .values(
@@ -283,7 +262,7 @@ def _tag_id(store: Store, connector: Connector, campaign: Campaign, account_id: 
     return connector.create_tag(campaign.tag).id
 
 
-def _samples(rows: Sequence[dict[str, Any]], n: int = 3) -> list[dict[str, Any]]:
+def _samples(rows: Sequence[dict[str, Any]], n: int) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for r in rows:
         if r["status"] == "planned" and r["payload"] and len(out) < n:
@@ -310,11 +289,13 @@ def run_campaign(
     clock: Callable[[], datetime] = utcnow,
     sleep: Callable[[float], None] = time.sleep,
     only: Sequence[int] | None = None,
+    samples: int = 3,
 ) -> RunResult:
     """Plan and send one run of ``campaign`` (key: name and ``scheduled_for``, default now).
 
     Running the same key again (after a crash, or from a second process) sends only what is still
-    due: each delivery goes out once. A dry run plans and renders, stores and sends nothing.
+    due: each delivery goes out once. A dry run plans and renders, stores and sends nothing, and
+    returns ``samples`` rendered messages.
     """
     started = time.perf_counter()
     now = clock()
@@ -331,6 +312,8 @@ def run_campaign(
                 counts.reasons[r["reason"]] = counts.reasons.get(r["reason"], 0) + 1
             if r["status"] == "planned":
                 counts.channels[r["channel"]] = counts.channels.get(r["channel"], 0) + 1
+            if r["variant"]:
+                counts.variants[r["variant"]] = counts.variants.get(r["variant"], 0) + 1
         return RunResult(
             campaign.name,
             key,
@@ -338,12 +321,12 @@ def run_campaign(
             False,
             True,
             counts,
-            samples=_samples(rows),
+            samples=_samples(rows, samples),
             seconds=time.perf_counter() - started,
         )
     if connector is None:
         raise CampaignError("a campaign run needs a connector (only a dry run does without)")
-    run_id, created = _open_run(store, settings, campaign, key, when, now, only)
+    run_id, created = open_run(store, settings, campaign, key, when, now, only)
     planned = time.perf_counter() - started
     _, appid = campaign_account(settings, campaign)
     with store.connect() as conn:
@@ -376,6 +359,7 @@ def run_campaign(
         pending,
         seconds=time.perf_counter() - started,
         plan_seconds=planned,
+        paused=dispatcher.paused,
     )
 
 

@@ -18,12 +18,19 @@ held back by the quiet hours or for the customer's usual hour), and **triggers**
 (one run per score run, key ``name@score_run:ID``); ``subscribe`` (``channel``: a shell pattern of the
 channel QR code's scene), ``purchase`` and ``keyword`` (``keyword``: in a message) within the last day,
 one run per event (``name@follow:ID``, ``@purchase:ID``, ``@message:ID``), each sent once.
+
+Campaigns come from the folder and from the store (saved from the web, :mod:`campaigns.saved`). The
+jobs are made at start and brought up to date at every trigger check (a saved campaign created,
+rescheduled or deleted from the web is picked up within ``trigger_interval_seconds``). A **paused**
+campaign (:mod:`campaigns.state`) keeps its job, but the job, its triggers and the resuming of its
+unfinished runs do nothing (logged) until it is resumed.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import logging
+import weakref
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -37,8 +44,10 @@ from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped
 from apscheduler.triggers.date import DateTrigger  # type: ignore[import-untyped]
 from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import-untyped]
 
-from campaigns.campaign import Campaign, load_campaigns
-from campaigns.runner import default_folder, run_campaign
+from campaigns.campaign import Campaign
+from campaigns.runner import run_campaign
+from campaigns.saved import get_campaign, load_definitions
+from campaigns.state import is_paused, paused_campaigns
 from connectors.base import Connector
 from scrm.config import Settings, load_settings
 from scrm.errors import CampaignError, ScrmError
@@ -64,6 +73,7 @@ __all__ = [
     "resume_due",
     "run_scheduled",
     "start_scheduler",
+    "sync_jobs",
 ]
 
 log = logging.getLogger(__name__)
@@ -75,6 +85,7 @@ follow_t = Follow.__table__  # type: ignore[attr-defined]
 purchase_t = Purchase.__table__  # type: ignore[attr-defined]
 inter_t = Interaction.__table__  # type: ignore[attr-defined]
 ConnectorFactory = Callable[[Campaign], Connector]
+_running: weakref.WeakSet[BackgroundScheduler] = weakref.WeakSet()  # started here, synced by triggers
 
 
 def describe_timing(c: Campaign) -> str:
@@ -163,7 +174,11 @@ def run_scheduled(config_path: str | None, name: str) -> None:
     settings = load_settings(config_path)
     store = Store(settings.database_url)
     try:
-        campaign = load_campaigns(default_folder(settings))[name]
+        campaign = get_campaign(store, settings, name)
+        with store.connect() as conn:
+            if is_paused(conn, name):
+                log.info("campaign %s is paused: its scheduled run is skipped", name)
+                return
         fired = latest_fire(build_trigger(campaign, settings.scrm.tz), utcnow() + timedelta(seconds=1))
         if fired is None:
             return
@@ -250,8 +265,13 @@ def fire_triggers(
     """Run every triggered campaign for its new events; return runs started per campaign."""
     now = now or utcnow()
     started: dict[str, int] = {}
+    with store.connect() as conn:
+        paused = paused_campaigns(conn)
     for c in campaigns.values():
         if not c.trigger:
+            continue
+        if c.name in paused:
+            log.info("campaign %s is paused: its trigger is not checked", c.name)
             continue
         events = _events(store, c, now)
         if not events:
@@ -278,10 +298,14 @@ def resume_due(
                 run_t.c.status == "sending"
             )
         ).all()
+        paused = paused_campaigns(conn)
     sent: dict[str, int] = {}
     for key, name, when in rows:
         campaign = campaigns.get(name)
         if campaign is None:
+            continue
+        if name in paused:
+            log.info("campaign %s is paused: run %s waits", name, key)
             continue
         with connectors(campaign) as connector:
             result = run_campaign(
@@ -295,7 +319,10 @@ def _trigger_job(config_path: str | None) -> None:
     settings = load_settings(config_path)
     store = Store(settings.database_url)
     try:
-        campaigns = load_campaigns(default_folder(settings))
+        campaigns = load_definitions(store, settings).campaigns
+        for scheduler in list(_running):
+            if scheduler.running:
+                sync_jobs(scheduler, campaigns, settings, config_path)
         resume_due(store, settings, campaigns, connector_factory(settings))
         fire_triggers(store, settings, campaigns, connector_factory(settings))
     except ScrmError as exc:
@@ -304,12 +331,34 @@ def _trigger_job(config_path: str | None) -> None:
         store.close()
 
 
-def start_scheduler(store: Store, settings: Settings) -> BackgroundScheduler | None:
-    """Start the campaign scheduler in the background (None when there is no campaigns folder)."""
-    folder = default_folder(settings)
-    if not folder.is_dir():
-        return None
-    campaigns = load_campaigns(folder)
+def sync_jobs(
+    scheduler: BackgroundScheduler, campaigns: dict[str, Campaign], settings: Settings, config: str | None
+) -> set[str]:
+    """Make the scheduler's campaign jobs those of ``campaigns``: add new schedules, replace changed
+    ones, remove the rest (unchanged jobs keep their next run time). Return the job ids."""
+    wanted: dict[str, BaseTrigger] = {
+        f"campaign:{name}": build_trigger(c, settings.scrm.tz) for name, c in campaigns.items() if c.schedule
+    }
+    for job in scheduler.get_jobs():
+        if job.id.startswith("campaign:") and job.id not in wanted:
+            job.remove()
+    for job_id, trigger in wanted.items():
+        job = scheduler.get_job(job_id)
+        same = job is not None and str(job.trigger) == str(trigger)
+        if not same or getattr(job.trigger, "timezone", None) != getattr(trigger, "timezone", None):
+            scheduler.add_job(
+                run_scheduled,
+                trigger,
+                args=[config, job_id.removeprefix("campaign:")],
+                id=job_id,
+                replace_existing=True,
+            )
+    return set(wanted)
+
+
+def start_scheduler(store: Store, settings: Settings) -> BackgroundScheduler:
+    """Start the campaign scheduler in the background (the folder's and the saved campaigns)."""
+    campaigns = load_definitions(store, settings).campaigns
     c = settings.campaigns
     scheduler = BackgroundScheduler(
         jobstores={"default": SQLAlchemyJobStore(engine=store.engine, tablename="apscheduler_jobs")},
@@ -318,21 +367,7 @@ def start_scheduler(store: Store, settings: Settings) -> BackgroundScheduler | N
     )
     config = str(settings.source) if settings.source else None
     scheduler.start(paused=True)
-    wanted = set()
-    for name, campaign in campaigns.items():
-        if campaign.schedule:
-            job_id = f"campaign:{name}"
-            wanted.add(job_id)
-            scheduler.add_job(
-                run_scheduled,
-                build_trigger(campaign, settings.scrm.tz),
-                args=[config, name],
-                id=job_id,
-                replace_existing=True,
-            )
-    for job in scheduler.get_jobs():
-        if job.id.startswith("campaign:") and job.id not in wanted:
-            job.remove()
+    sync_jobs(scheduler, campaigns, settings, config)
     scheduler.add_job(
         _trigger_job,
         "interval",
@@ -341,5 +376,6 @@ def start_scheduler(store: Store, settings: Settings) -> BackgroundScheduler | N
         id="campaign-triggers",
         replace_existing=True,
     )
+    _running.add(scheduler)
     scheduler.resume()
     return scheduler

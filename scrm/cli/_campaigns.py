@@ -1,4 +1,4 @@
-"""The campaign commands: segment preview, campaign list / run / report."""
+"""The campaign commands: segment preview, campaign list / run / report / pause / resume."""
 
 from __future__ import annotations
 
@@ -61,49 +61,34 @@ def campaign() -> None:
     """Campaigns: audience + message + schedule or trigger, sent once and only once."""
 
 
-def _folder(obj: Context) -> Path:
-    from campaigns.runner import default_folder
-
-    return default_folder(obj.settings)
-
-
 @campaign.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print the campaigns as JSON.")
 @pass_ctx
 @handle_errors
 def campaign_list(obj: Context, as_json: bool) -> None:
-    """List the campaigns of the campaigns folder ([campaigns] folder) with their latest run."""
-    from campaigns.campaign import load_campaigns
-    from campaigns.scheduler import describe_timing, latest_runs
+    """List the campaigns of the campaigns folder ([campaigns] folder) and those saved from the web,
+    with their latest run and whether they are paused."""
+    from campaigns.library import list_campaigns
 
-    campaigns = load_campaigns(_folder(obj))
     obj.store.check_schema()
-    runs = latest_runs(obj.store)
     items: list[dict[str, Any]] = []
-    for name, c in sorted(campaigns.items()):
-        run = runs.get(name)
-        items.append(
-            {
-                "name": name,
-                "action": c.action,
-                "when": describe_timing(c),
-                "variants": [v.name for v in c.variants],
-                "control_percent": c.control_percent,
-                "latest_run": run,
-                "file": c.source,
-            }
-        )
+    for info in list_campaigns(obj.store, obj.settings):
+        item = info.as_dict()
+        item.pop("definition")
+        items.append(item)
     if as_json:
         echo_json(items)
         return
-    table = Table("campaign", "action", "when", "variants", "control", "latest run")
+    table = Table("campaign", "source", "action", "when", "variants", "control", "latest run")
     for it in items:
         run = it["latest_run"]
         last = f"{run['run_key']} ({run['status']})" if run else ""
+        when = ("paused, " if it["paused"] else "") + (it["when"] or f"invalid: {it['error']}")
         table.add_row(
             it["name"],
+            it["source"],
             it["action"],
-            it["when"],
+            when,
             ", ".join(it["variants"]),
             f"{it['control_percent']:g}%",
             last,
@@ -129,14 +114,17 @@ def campaign_run(obj: Context, name: str, dry_run: bool, at: datetime | None, as
     A run is keyed by the campaign's name and scheduled time. Running it again (after a crash,
     or from another process at the same time) sends only what is still due, never twice:
     messages that were in flight when a process died are reported as "unknown", not resent.
+    NAME is a campaign of the campaigns folder, one saved from the web, or a campaign file. A paused
+    campaign is not run (`scrm campaign resume NAME`); a run paused while sending stops and is
+    resumed, without sending anything twice, by running NAME again after the resume.
     """
-    from campaigns.campaign import find_campaign
     from campaigns.runner import campaign_account, run_campaign, unfinished_run
+    from campaigns.saved import get_campaign
     from connectors.wechat import WeChatConnector
 
     settings = obj.settings
-    c = find_campaign(_folder(obj), name)
     obj.store.check_schema()
+    c = get_campaign(obj.store, settings, name)
     key = None
     when = at.replace(tzinfo=settings.scrm.tz) if at else None
     if when is None and not dry_run:
@@ -164,6 +152,8 @@ def campaign_run(obj: Context, name: str, dry_run: bool, at: datetime | None, as
         console.print("By channel: " + ", ".join(f"{k} {v:,}" for k, v in sorted(counts.channels.items())))
     if counts.reasons:
         console.print("Not sent: " + ", ".join(f"{k} {v:,}" for k, v in sorted(counts.reasons.items())))
+    if result.paused:
+        console.print(f"Paused while sending: the rest waits for `scrm campaign resume {c.name}`.")
     if result.in_doubt:
         console.print(f"{result.in_doubt} messages were in flight when a dispatcher stopped: marked unknown.")
     if result.pending:
@@ -186,11 +176,11 @@ def campaign_report_cmd(obj: Context, name: str, as_json: bool) -> None:
     Replies and purchases count within the campaign's attribution_days after the send; the uplift
     is the difference of rates with a 95% Newcombe interval.
     """
-    from campaigns.campaign import find_campaign
     from campaigns.report import campaign_report
+    from campaigns.saved import get_campaign
 
-    c = find_campaign(_folder(obj), name)
     obj.store.check_schema()
+    c = get_campaign(obj.store, obj.settings, name)
     groups = campaign_report(obj.store, c.name, c.attribution_days)
     if as_json:
         echo_json(
@@ -224,3 +214,31 @@ def campaign_report_cmd(obj: Context, name: str, as_json: bool) -> None:
                 f"purchases {_uplift(g.purchase_uplift)} (points, 95% Newcombe interval)",
                 highlight=False,
             )
+
+
+def _switch(obj: Context, name: str, paused: bool) -> None:
+    from campaigns.library import set_paused
+
+    obj.store.check_schema()
+    changed = set_paused(obj.store, obj.settings, name, paused, "cli")
+    word = "paused" if paused else "resumed"
+    console.print(f"Campaign {name} {word}." if changed else f"Campaign {name} was already {word}.")
+
+
+@campaign.command("pause")
+@click.argument("name")
+@pass_ctx
+@handle_errors
+def campaign_pause(obj: Context, name: str) -> None:
+    """Pause campaign NAME: its schedule and triggers do nothing, a new run is refused, and a run
+    that is sending stops at its next chunk (what is left waits, planned, for the resume)."""
+    _switch(obj, name, True)
+
+
+@campaign.command("resume")
+@click.argument("name")
+@pass_ctx
+@handle_errors
+def campaign_resume(obj: Context, name: str) -> None:
+    """Resume campaign NAME: `scrm serve` (or `scrm campaign run NAME`) sends what its paused run left."""
+    _switch(obj, name, False)
