@@ -42,6 +42,7 @@ __all__ = [
     "explain_customer",
     "funnel_report",
     "latest_run",
+    "recent_runs",
     "top_customers",
 ]
 
@@ -130,9 +131,15 @@ def _row(run: RunInfo, row: Any) -> dict[str, Any]:
 
 
 def top_customers(
-    store: Store, *, by: TopBy = "social_value", community: int | None = None, limit: int = 20
+    store: Store,
+    *,
+    by: TopBy = "social_value",
+    community: int | None = None,
+    limit: int = 20,
+    offset: int = 0,
 ) -> tuple[RunInfo, list[dict[str, Any]]]:
-    """The customers ranked highest by ``by`` in the latest run, each with its points per component."""
+    """The customers ranked highest by ``by`` in the latest run (from the ``offset``-th on), each with
+    its points per component."""
     with store.connect() as conn:
         run = latest_run(conn)
         s = score_t.c
@@ -143,6 +150,7 @@ def top_customers(
             .where(s.run_id == run.id)
             .order_by(s[TOP_BY[by]].desc(), s.customer_id)
             .limit(limit)
+            .offset(offset)
         )
         if community is not None:
             query = query.where(s.community_id == community)
@@ -212,6 +220,18 @@ def _kept_customer(conn: Connection, customer_id: int) -> tuple[int, int | None]
     return seen, customer_id
 
 
+def recent_runs(count: int) -> sa.ScalarSelect[Any]:
+    """The ids of the last ``count`` finished runs, a subquery: one customer's scores are read through
+    the primary key (run_id, customer_id), run by run."""
+    return (
+        sa.select(run_t.c.id)
+        .where(run_t.c.status == "done")
+        .order_by(run_t.c.id.desc())
+        .limit(count)
+        .scalar_subquery()
+    )
+
+
 def explain_customer(store: Store, customer_id: int, *, history: int = 5) -> dict[str, Any]:
     """Why a customer scores what they score in the latest run.
 
@@ -241,13 +261,7 @@ def explain_customer(store: Store, customer_id: int, *, history: int = 5) -> dic
         warning = conn.execute(
             sa.select(w.created_at, w.reasons).where(w.customer_id == kept, w.resolved_at.is_(None))
         ).first()
-        recent = (  # through the primary key (run_id, customer_id), run by run
-            sa.select(run_t.c.id)
-            .where(run_t.c.status == "done")
-            .order_by(run_t.c.id.desc())
-            .limit(history)
-            .scalar_subquery()
-        )
+        recent = recent_runs(history)
         trend = conn.execute(
             sa.select(run_t.c.id, run_t.c.as_of, s.social_value, s.stage)
             .join_from(score_t, run_t, run_t.c.id == s.run_id)
@@ -361,9 +375,11 @@ def funnel_report(store: Store) -> dict[str, Any]:
     }
 
 
-def churn_report(store: Store, *, limit: int | None = None) -> tuple[RunInfo, int, list[dict[str, Any]]]:
-    """Open churn warnings: how many, and the first ``limit`` (the most valuable customers first)
-    with their reasons."""
+def churn_report(
+    store: Store, *, limit: int | None = None, offset: int = 0
+) -> tuple[RunInfo, int, list[dict[str, Any]]]:
+    """Open churn warnings: how many, and ``limit`` of them from the ``offset``-th (the most valuable
+    customers first) with their reasons."""
     with store.connect() as conn:
         run = latest_run(conn)
         w, s = warning_t.c, score_t.c
@@ -387,7 +403,7 @@ def churn_report(store: Store, *, limit: int | None = None) -> tuple[RunInfo, in
         )
         if limit is not None:
             query = query.limit(limit)
-        rows = conn.execute(query).all()
+        rows = conn.execute(query.offset(offset) if offset else query).all()
     return (
         run,
         int(total),

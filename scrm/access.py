@@ -47,6 +47,7 @@ __all__ = [
     "create_token",
     "create_user",
     "issue_token",
+    "list_audit",
     "list_tokens",
     "require",
     "revoke_token",
@@ -267,3 +268,32 @@ def audit(conn: Connection, actor: str, action: str, target: str = "", detail: A
             detail=json.dumps(detail or {}, ensure_ascii=False, default=str),
         )
     )
+
+
+def list_audit(
+    store: Store,
+    *,
+    action: str | None = None,
+    actor: str | None = None,
+    target: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[int, list[dict[str, Any]]]:
+    """(entries matching, one page of them, newest first) of the audit log; ``action`` matches an
+    action (``token.create``) or its prefix with a dot (``token.``), ``actor`` and ``target`` exactly."""
+    c = audit_t.c
+    where = []
+    if action:
+        where.append(
+            c.action.startswith(action, autoescape=True) if action.endswith(".") else c.action == action
+        )
+    if actor:
+        where.append(c.actor == actor)
+    if target:
+        where.append(c.target == target)
+    with store.connect() as conn:
+        total = conn.execute(sa.select(sa.func.count()).select_from(audit_t).where(*where)).scalar_one()
+        rows = conn.execute(
+            sa.select(audit_t).where(*where).order_by(c.id.desc()).limit(limit).offset(offset)
+        ).all()
+    return int(total), [{**r._mapping, "detail": json.loads(r.detail)} for r in rows]

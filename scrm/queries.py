@@ -64,10 +64,14 @@ def list_customers(
     sort: Sort = "id",
     limit: int = 50,
     offset: int = 0,
+    within: sa.Select[Any] | None = None,
 ) -> tuple[int, list[CustomerSummary]]:
-    """(number of matching customers, one page of them). ``search`` matches names and keys."""
+    """(number of matching customers, one page of them). ``search`` matches names and keys;
+    ``within``, a select of customer ids, keeps only those customers."""
     c = customer_t.c
     where = [c.merged_into_id.is_(None)]
+    if within is not None:
+        where.append(c.id.in_(within))
     if search:
         pattern = _like(search.strip().lower())
         by_key = sa.select(identity_t.c.customer_id).where(

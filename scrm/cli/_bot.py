@@ -2,21 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
-
 import click
 
-from campaigns.render import Renderer
-from campaigns.rules import Rulebook
+from campaigns.bot_preview import rule_rows, try_rules
 from scrm.cli._common import Context, cli, console, echo_json, handle_errors, pass_ctx
-from scrm.inbound import FollowerContext, InboundRecord, follower_context
-
-
-def _rulebook(ctx: Context) -> Rulebook:
-    settings = ctx.settings
-    folder = (settings.base_dir / settings.bot.templates) if settings.bot.templates else None
-    return Rulebook(settings.bot, settings.scrm.tz, Renderer(folder))
 
 
 @cli.group("bot")
@@ -30,30 +19,7 @@ def bot() -> None:
 @handle_errors
 def rules(ctx: Context, as_json: bool) -> None:
     """List the enabled reply rules in the order they are tried (highest priority first)."""
-    rows: list[dict[str, Any]] = []
-    for rule in _rulebook(ctx).rules:
-        s = rule.settings
-        what = {
-            "exact": ", ".join(s.keywords),
-            "contains": ", ".join(s.keywords),
-            "regex": s.pattern,
-            "subscribe": s.scene or "(any)",
-            "scan": s.scene or "(any)",
-            "click": s.key,
-            "default": "",
-        }[s.match]
-        reply = s.template or f"{len(s.articles)} article(s)"
-        rows.append(
-            {
-                "name": rule.name,
-                "match": s.match,
-                "on": what,
-                "reply": reply,
-                "priority": s.priority,
-                "active_hours": s.active_hours or "always",
-                "timeout_seconds": s.timeout_seconds,
-            }
-        )
+    rows = rule_rows(ctx.settings)
     if as_json:
         echo_json(rows)
         return
@@ -89,36 +55,21 @@ def try_message(
     as_json: bool,
 ) -> None:
     """Show which rule answers TEXT (or an --event) now and the reply it renders; nothing is stored."""
-    settings = ctx.settings
-    wechat = {n: a for n, a in settings.accounts.items() if a.platform == "wechat"}
-    appid = (
-        wechat[account].appid if account in wechat else next(iter(wechat.values())).appid if wechat else ""
+    result = try_rules(
+        ctx.settings,
+        ctx.store if openid else None,
+        text=text,
+        event=event,
+        scene=scene,
+        key=key,
+        openid=openid,
+        account=account,
     )
-    record = InboundRecord(
-        "wechat",
-        appid,
-        openid or "o_try",
-        event or "text",
-        datetime.now(UTC),
-        0 if event else 1,
-        text,
-        scene,
-        key,
-    )
-    context = (
-        follower_context(ctx.store, appid, openid) if openid and appid else FollowerContext(record.openid)
-    )
-    answer = _rulebook(ctx).answer(record, context.as_dict())
-    reply = answer.reply
-    result = {
-        "rule": answer.rule or None,
-        "fell_back": answer.fell_back,
-        "text": reply.text if reply else "",
-        "articles": [vars(a) for a in reply.articles] if reply else [],
-    }
+    reply_text = result["text"]
+    articles = result["articles"]
     if as_json:
         echo_json(result)
         return
-    console.print(f"rule: {answer.rule or '(none: answered success)'}", highlight=False, markup=False)
-    if reply is not None:
-        console.print(reply.text or "\n".join(f"[{a.title}] {a.url}" for a in reply.articles), markup=False)
+    console.print(f"rule: {result['rule'] or '(none: answered success)'}", highlight=False, markup=False)
+    if reply_text or articles:
+        console.print(reply_text or "\n".join(f"[{a['title']}] {a['url']}" for a in articles), markup=False)

@@ -13,12 +13,19 @@ from fastapi import FastAPI
 
 from scrm.config import Settings
 from scrm.store import Store
-from scrm.web.api import customers
+from scrm.web.api import admin, communities, customers, purchases, rules, scores
 from scrm.web.api.deps import install_error_handlers
 
 __all__ = ["create_api"]
 
-ROUTERS = [customers.router]
+ROUTERS = [
+    customers.router,
+    scores.router,
+    communities.router,
+    rules.router,
+    purchases.router,
+    admin.router,
+]
 
 
 def create_api(settings: Settings, store: Store) -> FastAPI:
