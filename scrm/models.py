@@ -354,13 +354,19 @@ def _score_column(kind: Any = sa.Float, *, nullable: bool = False) -> Any:
 class CustomerScore(SQLModel, table=True):
     """One customer's scores in one run: a dated snapshot row (one per customer and run).
 
-    Kept lean, without foreign keys or a second index (the pipeline writes a million rows per run in
-    one bulk insert and deletes a pruned run's rows itself; one customer's history is read through
-    the primary key, run by run). ``n_*`` are the components of the social value
+    Kept lean, without foreign keys (the pipeline writes a million rows per run in one bulk insert and
+    deletes a pruned run's rows itself; one customer's history is read through the primary key, run
+    by run). Two indexes serve the leaderboard: a run's ranking by social value (covering: a page's
+    ids come from the index alone, however deep) and a community's members in that order (migration
+    0009). ``n_*`` are the components of the social value
     normalised to 0..1 (percentile ranks); points are ``n_* x weight x 100`` with the run's weights.
     """
 
     __tablename__ = "customer_score"
+    __table_args__ = (
+        sa.Index("ix_customer_score_run_social", "run_id", "social_value", "customer_id"),
+        sa.Index("ix_customer_score_run_community", "run_id", "community_id", "social_value"),
+    )
 
     run_id: int = Field(sa_column=sa.Column(sa.Integer, primary_key=True, autoincrement=False))
     customer_id: int = Field(sa_column=sa.Column(sa.Integer, primary_key=True, autoincrement=False))
