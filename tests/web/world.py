@@ -19,8 +19,11 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 
+from campaigns.campaign import find_campaign
+from campaigns.runner import RunResult, run_campaign
 from connectors.follower_sync import sync_wechat
 from connectors.sync import import_purchases
+from connectors.wechat import WeChatConnector
 from connectors.wechat_sim import Population, SimulatorServer
 from connectors.wechat_sim.serving import BackgroundServer
 from graph.pipeline import rescore
@@ -63,6 +66,15 @@ class WebWorld:
         client = httpx.Client(base_url=self.base_url, headers=headers, timeout=30.0)
         self._clients.append(client)
         return client
+
+    def run_campaign(self, name: str) -> RunResult:
+        """Run the campaign ``name`` of the folder for real against the simulator, at the world's time."""
+        campaign = find_campaign(self.folder, name)
+        _, connector = WeChatConnector.from_settings(self.settings)
+        with connector:
+            return run_campaign(
+                self.store, self.settings, campaign, connector, clock=lambda: self.now, sleep=lambda _s: None
+            )
 
     def count(self, table: str, where: str = "", **params: Any) -> int:
         """Rows of ``table`` (the name and condition come from the test, values are bound)."""
