@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -44,6 +45,30 @@ log = logging.getLogger(__name__)
 segment_t = SavedSegment.__table__  # type: ignore[attr-defined]
 saved_t = SavedCampaign.__table__  # type: ignore[attr-defined]
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+MAX_DEPTH = 16  # tables and lists nested in a definition, at most
+MAX_NUMBER = 2**53  # the largest number a definition may hold (a store can compare it exactly)
+
+
+def _check_json(value: Any, where: str, depth: int = 0) -> None:
+    """Refuse what the parser would let through but a database could not take: NUL in text, numbers
+    too large or not finite, nesting too deep."""
+    if depth > MAX_DEPTH:
+        raise CampaignError(f"{where}: nested more than {MAX_DEPTH} levels deep")
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise CampaignError(f"{where}: text may not contain NUL characters")
+    elif isinstance(value, bool):
+        return
+    elif isinstance(value, int | float):
+        if not math.isfinite(value) or abs(value) > MAX_NUMBER:
+            raise CampaignError(f"{where}: {value!r} is not a number a definition may hold")
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            _check_json(key, where, depth + 1)
+            _check_json(item, f"{where}.{key}", depth + 1)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _check_json(item, where, depth + 1)
 
 
 def check_name(name: Any, what: str) -> str:
@@ -88,6 +113,7 @@ def parse_saved_segment(name: str, definition: Any) -> Segment:
         raise CampaignError(f"{source}: give a table (JSON object) with `where` and maybe `description`")
     if definition.get("name", name) != name:
         raise CampaignError(f"{source}: the definition is named {definition['name']!r}")
+    _check_json(definition, source)
     return parse_segment({**definition, "name": name}, source=source)
 
 
@@ -102,6 +128,7 @@ def parse_saved_campaign(
         raise CampaignError(f"campaign {name}: the definition is named {given!r}")
     check_name(given, "campaign")
     source = f"campaign {given}"
+    _check_json(definition, source)
     data = {**definition, "campaign": {**definition["campaign"], "name": given}}
     return parse_campaign(data, source=source, folder=default_folder(settings), segments=segments)
 

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from scrm.config import Settings
 from scrm.store import Store
-from scrm.web.api import admin, communities, customers, purchases, rules, scores
+from scrm.web.api import admin, campaigns, communities, customers, purchases, rules, scores, segments
 from scrm.web.api.deps import install_error_handlers
 
 __all__ = ["create_api"]
@@ -25,6 +25,8 @@ ROUTERS = [
     rules.router,
     purchases.router,
     admin.router,
+    segments.router,
+    campaigns.router,
 ]
 
 
