@@ -55,8 +55,8 @@ class OrderRow(BaseModel):
     """One order, with the columns of an order export (values as in the file; checked by the importer)."""
 
     order_id: str | None = Field(None, max_length=200)
-    amount: str | float | None = None
-    time: str | float | None = None
+    amount: str | int | float | None = None
+    time: str | int | float | None = None
     currency: str | None = Field(None, max_length=10)
     openid: str | None = Field(None, max_length=200)
     unionid: str | None = Field(None, max_length=200)
@@ -84,15 +84,18 @@ def _run(
     path: Path,
     source: str,
     fmt: Literal["csv", "jsonl"],
+    name: str,
     **kw: Any,
 ) -> dict[str, Any]:
-    """Import ``path`` and audit it (also when the file cannot be read: what was read stays stored)."""
+    """Import ``path`` (called ``name`` in messages) and audit it (also when the file cannot be read:
+    what was read before stays stored)."""
     try:
         report: ImportReport = import_purchases(store, settings, path, source=source, format=fmt, **kw)
     except ImportFileError as exc:
+        message = str(exc).replace(str(path), name)
         with store.connect() as conn:
-            audit(conn, caller.actor, "purchases.import", source, {"error": str(exc)})
-        raise
+            audit(conn, caller.actor, "purchases.import", source, {"file": name, "error": message})
+        raise ImportFileError(message) from None
     answer = {
         "source": source,
         "rows": report.rows,
@@ -105,7 +108,8 @@ def _run(
     }
     with store.connect() as conn:
         counts = {k: v for k, v in answer.items() if k not in ("source", "rejected", "ignored_columns")}
-        audit(conn, caller.actor, "purchases.import", source, {**counts, "rejected": len(report.rejected)})
+        detail = {"file": name, **counts, "rejected": len(report.rejected)}
+        audit(conn, caller.actor, "purchases.import", source, detail)
     return answer
 
 
@@ -138,7 +142,8 @@ def import_file(
                         413, "too_large", "the file is larger than 64 MiB: use `scrm import purchases FILE`"
                     )
                 out.write(chunk)
-        return _run(store, settings, caller, path, source, format, encoding=encoding)
+        name = (file.filename or "the upload")[:200]
+        return _run(store, settings, caller, path, source, format, name, encoding=encoding)
 
 
 @router.post("/import/rows", response_model=ImportAnswer, summary="Import order rows given as JSON")
@@ -152,4 +157,4 @@ def import_rows(
         with path.open("w", encoding="utf-8") as out:
             for row in body.rows:
                 out.write(json.dumps(row.model_dump(exclude_none=True), ensure_ascii=False) + "\n")
-        return _run(store, settings, caller, path, body.source, "jsonl", encoding="utf-8")
+        return _run(store, settings, caller, path, body.source, "jsonl", "the rows", encoding="utf-8")
