@@ -32,7 +32,7 @@ class Token(BaseModel):
 
 
 class NewToken(BaseModel):
-    name: str = Field(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f]*\S[^\x00-\x1f]*$")
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f]*[^\x00-\x20][^\x00-\x1f]*$")
     role: Role
 
 
