@@ -25,7 +25,7 @@ from campaigns.planner import Recipient, gather
 from campaigns.report import campaign_report
 from campaigns.runner import campaign_account, open_run, run_campaign
 from campaigns.saved import get_campaign, load_definitions, parse_saved_campaign
-from campaigns.scheduler import ConnectorFactory, connector_factory
+from campaigns.scheduler import ConnectorFactory, build_trigger, connector_factory
 from campaigns.segments import latest_run, preview
 from scrm.access import audit
 from scrm.config import Settings
@@ -60,7 +60,10 @@ def _draft(store: Store, settings: Settings, definition: Mapping[str, Any]) -> C
     body = {**definition["campaign"]}
     body.setdefault("name", "preview")
     defs = load_definitions(store, settings)
-    return parse_saved_campaign({**definition, "campaign": body}, settings, defs.segments)
+    campaign = parse_saved_campaign({**definition, "campaign": body}, settings, defs.segments)
+    if campaign.schedule:
+        build_trigger(campaign, settings.scrm.tz)
+    return campaign
 
 
 def audience_count(store: Store, settings: Settings, definition: Mapping[str, Any]) -> int:

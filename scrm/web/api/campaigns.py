@@ -76,7 +76,7 @@ class Schedule(BaseModel):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {"cron": "0 10 * * mon"}})
     cron: str | None = Field(None, max_length=200, pattern=NO_NUL)
-    interval_minutes: float | None = Field(None, gt=0, le=366 * 24 * 60)
+    interval_minutes: int | float | None = Field(None, gt=0, le=366 * 24 * 60)
     at: str | None = Field(None, max_length=64, pattern=NO_NUL)
 
 
