@@ -12,12 +12,14 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 import time_machine
+from click.testing import CliRunner
 
 from campaigns import dispatch, library
 from campaigns.campaign import load_campaign
 from campaigns.runner import RunResult
 from campaigns.saved import get_campaign, load_definitions
 from campaigns.scheduler import connector_factory, fire_triggers, run_scheduled, start_scheduler, sync_jobs
+from scrm.cli import cli
 from scrm.errors import CampaignError, Conflict, NotFound, TemplateError
 from scrm.models import CampaignRun, Delivery
 from scrm.models_web import AuditEntry
@@ -242,3 +244,31 @@ def test_a_run_paused_mid_way_stops_and_resumes_sending_each_message_once(
     assert final["sent"] == len(received) and "planned" not in final and "sending" not in final
     assert first.sent_now + second.sent_now == len(received)
     assert summary["status"]["sent"] == len(received)
+
+
+def test_the_cli_lists_runs_pauses_and_resumes_saved_campaigns(world: World, runner: CliRunner) -> None:
+    w = world
+    library.save_segment(w.store, w.settings, "leaders", LEADERS, ACTOR)
+    library.save_campaign(w.store, w.settings, invite(), ACTOR)
+    base = ["--config", str(w.config), "campaign"]
+    listing = runner.invoke(cli, [*base, "list", "--json"])
+    assert listing.exit_code == 0, listing.output
+    assert [(c["name"], c["source"], c["paused"]) for c in json.loads(listing.output)] == [
+        ("invite", "saved", False)
+    ]
+    paused = runner.invoke(cli, [*base, "pause", "invite"])
+    assert paused.exit_code == 0 and "Campaign invite paused." in paused.output
+    assert "already paused" in runner.invoke(cli, [*base, "pause", "invite"]).output
+    assert "paused" in runner.invoke(cli, [*base, "list"]).output
+    dry = runner.invoke(cli, [*base, "run", "invite", "--dry-run", "--json"])
+    assert dry.exit_code == 0 and json.loads(dry.output)["status"]["would_send"] > 0
+    refused = runner.invoke(cli, [*base, "run", "invite", "--at", "2026-10-27 10:00"])
+    assert refused.exit_code == 1 and "campaign invite is paused" in refused.output
+    assert runner.invoke(cli, [*base, "resume", "invite"]).exit_code == 0
+    ran = runner.invoke(cli, [*base, "run", "invite", "--at", "2026-10-27 10:00", "--json"])
+    assert ran.exit_code == 0, ran.output
+    assert json.loads(ran.output)["status"]["sent"] == len(w.sim.sent) > 0
+    report = runner.invoke(cli, [*base, "report", "invite", "--json"])
+    assert {g["group"] for g in json.loads(report.output)["groups"]} == {"main", "control"}
+    missing = runner.invoke(cli, [*base, "pause", "nope"])
+    assert missing.exit_code == 1 and "no campaign 'nope'" in missing.output
