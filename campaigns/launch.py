@@ -27,9 +27,10 @@ from campaigns.runner import campaign_account, open_run, run_campaign
 from campaigns.saved import get_campaign, load_definitions, parse_saved_campaign
 from campaigns.scheduler import ConnectorFactory, build_trigger, connector_factory
 from campaigns.segments import latest_run, preview
+from campaigns.state import is_paused
 from scrm.access import audit
 from scrm.config import Settings
-from scrm.errors import CampaignError, NotFound
+from scrm.errors import CampaignError, Conflict, NotFound
 from scrm.models import Account, CampaignRun, Customer, utcnow
 from scrm.store import Store
 
@@ -159,6 +160,8 @@ def start_run(
     campaign = get_campaign(store, settings, name)
     run_key = f"{campaign.name}@api:{key}"
     with store.connect() as conn:
+        if is_paused(conn, campaign.name):
+            raise Conflict(f"campaign {campaign.name} is paused: resume it first")
         row = conn.execute(sa.select(run_t.c.id, run_t.c.status).where(run_t.c.run_key == run_key)).first()
     if row is None:
         now = utcnow()

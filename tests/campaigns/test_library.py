@@ -18,7 +18,14 @@ from campaigns import dispatch, library
 from campaigns.campaign import load_campaign
 from campaigns.runner import RunResult
 from campaigns.saved import get_campaign, load_definitions
-from campaigns.scheduler import connector_factory, fire_triggers, run_scheduled, start_scheduler, sync_jobs
+from campaigns.scheduler import (
+    _trigger_job,
+    connector_factory,
+    fire_triggers,
+    run_scheduled,
+    start_scheduler,
+    sync_jobs,
+)
 from scrm.cli import cli
 from scrm.errors import CampaignError, Conflict, NotFound, TemplateError
 from scrm.models import CampaignRun, Delivery
@@ -194,7 +201,7 @@ def test_the_scheduler_picks_up_saved_campaigns_and_their_changes(world: World) 
         library.set_schedule(w.store, w.settings, "invite", {"cron": "30 9 * * *"}, ACTOR)
         assert get_campaign(w.store, w.settings, "invite").schedule == {"cron": "30 9 * * *"}
         config = str(w.config)
-        sync_jobs(scheduler, load_definitions(w.store, w.settings).campaigns, w.settings, config)
+        _trigger_job(config)  # what scrm serve runs every trigger_interval_seconds: it syncs the jobs
         job = scheduler.get_job("campaign:invite")
         assert job.next_run_time.astimezone(w.settings.scrm.tz).strftime("%H:%M") == "09:30"
         assert scheduler.get_job("campaign:weekly").next_run_time == weekly_next  # untouched

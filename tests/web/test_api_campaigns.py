@@ -251,6 +251,13 @@ def test_a_campaign_is_not_deleted_while_a_run_sends(web_world: WebWorld) -> Non
     with w.store.connect() as conn:
         planned = conn.execute(sa.text("SELECT count(*) FROM delivery WHERE status = 'planned'")).scalar_one()
     assert planned > 0
+    assert client.post("/campaigns/flash/pause").status_code == 200
+    sent_before = len(w.sim.sent)
+    held = client.post("/campaigns/flash/runs", json={"run_key": "k"})
+    assert held.status_code == 409 and "paused" in held.json()["error"]["message"]
+    time.sleep(0.2)
+    assert len(w.sim.sent) == sent_before
+    assert client.post("/campaigns/flash/resume").status_code == 200
     going_on = client.post("/campaigns/flash/runs", json={"run_key": "k"})
     assert going_on.status_code == 202 and not going_on.json()["created"]
     wait_done(client, "flash", "k")
