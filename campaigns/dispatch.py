@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import threading
 import time
 import uuid
 from collections import deque
@@ -134,6 +135,9 @@ class Dispatcher:
         An open connector of the campaign's account.
     clock
         Returns "now" (tests move it); ``sleep`` waits between retries.
+    stop
+        Once set, the dispatcher claims nothing more and returns after the chunks in flight (the
+        web server shutting down); what is left stays planned for the next run of the key.
     """
 
     def __init__(
@@ -146,8 +150,10 @@ class Dispatcher:
         clock: Callable[[], datetime] = utcnow,
         sleep: Callable[[float], None] = time.sleep,
         tag_id: int = 0,
+        stop: threading.Event | None = None,
     ) -> None:
         self.store, self.settings, self.campaign, self.connector = store, settings, campaign, connector
+        self.stop = stop  # set: claim nothing more (the server is shutting down), like a pause
         self.clock = clock
         self.retry = Retry(settings.send_retries, settings.backoff_seconds, sleep)
         self.tag_id = tag_id
@@ -156,7 +162,10 @@ class Dispatcher:
         self._checked = -PAUSE_CHECK_SECONDS
 
     def _stop(self, conn: Connection) -> bool:
-        """Whether the campaign has been paused (looked up at most every ``PAUSE_CHECK_SECONDS``)."""
+        """Whether to claim nothing more: the ``stop`` event is set, or the campaign has been paused
+        (looked up at most every ``PAUSE_CHECK_SECONDS``)."""
+        if self.stop is not None and self.stop.is_set():
+            return True
         if not self.paused and time.monotonic() - self._checked >= PAUSE_CHECK_SECONDS:
             self._checked = time.monotonic()
             self.paused = is_paused(conn, self.campaign.name)

@@ -13,6 +13,7 @@ import json
 import logging
 import re
 import threading
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -50,7 +51,7 @@ run_t = CampaignRun.__table__  # type: ignore[attr-defined]
 account_t = Account.__table__  # type: ignore[attr-defined]
 customer_t = Customer.__table__  # type: ignore[attr-defined]
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
-_active: dict[str, threading.Thread] = {}
+_active: dict[str, tuple[threading.Thread, threading.Event]] = {}
 _lock = threading.Lock()
 
 
@@ -129,10 +130,17 @@ def dry_run(store: Store, settings: Settings, name: str, *, sample: int = 3) -> 
     return run_campaign(store, settings, campaign, None, dry_run=True, samples=sample).as_dict()
 
 
-def _send(store: Store, settings: Settings, c: Campaign, key: str, connectors: ConnectorFactory) -> None:
+def _send(
+    store: Store,
+    settings: Settings,
+    c: Campaign,
+    key: str,
+    connectors: ConnectorFactory,
+    stop: threading.Event,
+) -> None:
     try:
         with connectors(c) as connector:
-            result = run_campaign(store, settings, c, connector, key=key)
+            result = run_campaign(store, settings, c, connector, key=key, stop=stop)
         log.info("campaign run %s: %s%s", key, result.counts.status, " (paused)" if result.paused else "")
     except Exception:
         log.exception("campaign run %s failed", key)
@@ -174,13 +182,14 @@ def start_run(
     with _lock:
         busy = run_key in _active
         if status == "sending" and not busy:
+            stop = threading.Event()
             thread = threading.Thread(
                 target=_send,
-                args=(store, settings, campaign, run_key, connectors or connector_factory(settings)),
+                args=(store, settings, campaign, run_key, connectors or connector_factory(settings), stop),
                 name=f"scrm-run-{run_id}",
                 daemon=True,
             )
-            _active[run_key] = thread
+            _active[run_key] = (thread, stop)
             thread.start()
             busy = True
     return {"run_key": run_key, "run_id": run_id, "created": created, "status": status, "sending": busy}
@@ -192,13 +201,21 @@ def active_runs() -> list[str]:
         return sorted(_active)
 
 
-def join_runs(timeout: float = 60.0) -> bool:
-    """Wait for the background runs of this process to end; return whether they all did."""
+def join_runs(timeout: float = 60.0, *, stop: bool = False) -> bool:
+    """Wait for the background runs of this process to end; return whether they all did.
+
+    ``stop``: first tell them to claim nothing more (the web app does at shutdown): each ends after
+    the messages in flight, the rest stays planned for the next run of its key (``scrm serve``'s
+    trigger check resumes it), so nothing is cut off mid-send and left in doubt.
+    """
     with _lock:
-        threads = list(_active.values())
-    for thread in threads:
-        thread.join(timeout)
-    return not any(t.is_alive() for t in threads)
+        running = list(_active.values())
+    for _, event in running if stop else ():
+        event.set()
+    deadline = time.monotonic() + timeout
+    for thread, _ in running:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    return not any(t.is_alive() for t, _ in running)
 
 
 def list_runs(

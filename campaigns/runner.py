@@ -13,6 +13,7 @@ same key after the resume sends the rest, each delivery once.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -290,12 +291,14 @@ def run_campaign(
     sleep: Callable[[float], None] = time.sleep,
     only: Sequence[int] | None = None,
     samples: int = 3,
+    stop: threading.Event | None = None,
 ) -> RunResult:
     """Plan and send one run of ``campaign`` (key: name and ``scheduled_for``, default now).
 
     Running the same key again (after a crash, or from a second process) sends only what is still
     due: each delivery goes out once. A dry run plans and renders, stores and sends nothing, and
-    returns ``samples`` rendered messages.
+    returns ``samples`` rendered messages. ``stop``: an event that, once set, ends the sending at
+    the next chunk (the rest waits, planned, for the next run of the key).
     """
     started = time.perf_counter()
     now = clock()
@@ -336,7 +339,7 @@ def run_campaign(
     tagged = campaign.action in ("tag", "untag") or (campaign.action == "mass" and bool(campaign.tag))
     tag_id = _tag_id(store, connector, campaign, account_id) if tagged else 0
     dispatcher = Dispatcher(
-        store, settings.campaigns, campaign, connector, clock=clock, sleep=sleep, tag_id=tag_id
+        store, settings.campaigns, campaign, connector, clock=clock, sleep=sleep, tag_id=tag_id, stop=stop
     )
     in_doubt = dispatcher.resolve_in_doubt(run_id)
     sent = dispatcher.send_messages(run_id, account_id) + dispatcher.send_batches((run_id, key), account_id)

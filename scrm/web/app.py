@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Mount, Route
 
+from campaigns.launch import join_runs
 from scrm.config import Settings, load_settings
 from scrm.store import Store
 from scrm.sync_accounts import sync_accounts
@@ -59,6 +60,7 @@ def create_app(
         try:
             yield
         finally:
+            join_runs(30.0, stop=True)  # campaign runs started from the API end their chunk in flight
             bot.close()
             if own_store:
                 active.close()

@@ -7,6 +7,7 @@ import json
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -16,6 +17,7 @@ from click.testing import CliRunner
 
 from campaigns import dispatch, library
 from campaigns.campaign import load_campaign
+from campaigns.launch import active_runs, join_runs
 from campaigns.runner import RunResult
 from campaigns.saved import get_campaign, load_definitions
 from campaigns.scheduler import (
@@ -279,3 +281,31 @@ def test_the_cli_lists_runs_pauses_and_resumes_saved_campaigns(world: World, run
     assert {g["group"] for g in json.loads(report.output)["groups"]} == {"main", "control"}
     missing = runner.invoke(cli, [*base, "pause", "nope"])
     assert missing.exit_code == 1 and "no campaign 'nope'" in missing.output
+
+
+def test_a_background_run_stopped_at_shutdown_is_finished_by_the_same_key(
+    make_world: Callable[..., World],
+) -> None:
+    w = make_world(concurrency=1, quiet_hours_start="00:00", quiet_hours_end="00:00")
+    message = {"action": "template", "template_id": "TPL_EVENT", "text": "Hello {{ openid[-4:] }}"}
+    library.save_campaign(
+        w.store, w.settings, {"campaign": {"name": "all", **message}, "audience": {"subscribed": True}}, ACTOR
+    )
+    started = library.start_run(w.store, w.settings, "all", "k1", ACTOR)
+    assert started["created"] and started["sending"] and active_runs() == ["all@api:k1"]
+    assert join_runs(30, stop=True)  # what the web app does when it shuts down
+    assert active_runs() == []
+    with w.store.connect() as conn:
+        left = Counter(conn.execute(sa.select(delivery_t.c.status)).scalars())
+    assert left["planned"] > 0 and left["sending"] == left["unknown"] == 0  # nothing cut off mid-send
+    again = library.start_run(w.store, w.settings, "all", "k1", ACTOR)
+    assert not again["created"] and again["sending"]
+    assert join_runs(60)
+    received = Counter(w.sent_to("template"))
+    with w.store.connect() as conn:
+        final = Counter(conn.execute(sa.select(delivery_t.c.status)).scalars())
+        status = conn.execute(sa.select(run_t.c.status)).scalar_one()
+    assert status == "done" and final["sent"] == len(received) == left["planned"] + left["sent"]
+    assert max(received.values()) == 1
+    done = library.start_run(w.store, w.settings, "all", "k1", ACTOR)
+    assert done == {**done, "status": "done", "sending": False, "created": False}
