@@ -1,7 +1,7 @@
 """The ASGI application: ``create_app(settings)`` wires the store and each area's routes.
 
 Areas add their routes as modules of :mod:`scrm.web` (``wechat.py``: the bot's callbacks; ``api/``: the
-REST API under ``/api/v1``); the app
+REST API under ``/api/v1``; ``dashboard/``: the pages for people, at ``/``); the app
 checks the schema and mirrors the configured accounts into the store when it starts. ``scrm serve``
 runs it under uvicorn (with ``--workers N``, each worker process builds its own app through
 :func:`app_from_env`).
@@ -24,6 +24,7 @@ from scrm.store import Store
 from scrm.sync_accounts import sync_accounts
 from scrm.web import wechat
 from scrm.web.api import create_api
+from scrm.web.dashboard import create_dashboard
 
 __all__ = ["app_from_env", "create_app"]
 
@@ -65,7 +66,12 @@ def create_app(
             if own_store:
                 active.close()
 
-    routes = [Route("/healthz", _health), *bot.routes(), Mount("/api/v1", app=create_api(settings, active))]
+    routes = [
+        Route("/healthz", _health),
+        *bot.routes(),
+        Mount("/api/v1", app=create_api(settings, active)),
+        Mount("", app=create_dashboard(settings, active)),  # last: the pages at /, /login, /static ...
+    ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.bot = bot
     return app

@@ -1,0 +1,69 @@
+"""Signing in and out: ``/login`` (username and password, rate-limited) and ``/logout``."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from scrm import access
+from scrm.errors import AccessError, LoginThrottled
+from scrm.web.dashboard.base import Ctx, page
+from scrm.web.dashboard.sessions import Session
+
+__all__ = ["routes"]
+
+
+def _local(target: str) -> str:
+    """``target`` when it is a path of this site (no open redirect), else the overview."""
+    if target.startswith("/") and not target.startswith(("//", "/\\")) and "\n" not in target:
+        return target
+    return "/overview"
+
+
+@page(None)
+def login(ctx: Ctx) -> Response:
+    """The login form (GET) and the login (POST)."""
+    target = _local(ctx.field("next"))
+    if ctx.request.method == "GET":
+        if ctx.user is not None:
+            return RedirectResponse(target, status_code=303)
+        return ctx.render("login.html", target=target, expired=ctx.field("expired") == "1")
+    username = ctx.field("username")[:64]
+    password = ctx.form.get("password", "") if ctx.form is not None else ""
+    web = ctx.settings.web
+    client = ctx.request.client.host if ctx.request.client else ""
+    try:
+        user = access.check_login(
+            ctx.store,
+            username,
+            password if isinstance(password, str) else "",
+            client=client,
+            limit=web.login_attempts,
+            window=timedelta(minutes=web.login_window_minutes),
+        )
+    except LoginThrottled as exc:
+        minutes = max(1, -(-exc.retry_after // 60))
+        ctx.headers["Retry-After"] = str(exc.retry_after)
+        message = ctx.gettext("Too many failed logins: try again in %(minutes)s min.", minutes=minutes)
+        return ctx.render("login.html", status=429, target=target, error=message, username=username)
+    except AccessError:
+        message = ctx.gettext("Wrong username or password.")
+        return ctx.render("login.html", status=401, target=target, error=message, username=username)
+    ctx.new_session = Session.signed_in(user.name, time.time())
+    return RedirectResponse(target, status_code=303)
+
+
+@page(None)
+def logout(ctx: Ctx) -> Response:
+    """End the session (POST with the CSRF token)."""
+    ctx.new_session = Session.anonymous()
+    return RedirectResponse("/login", status_code=303)
+
+
+routes = [
+    Route("/login", login, methods=["GET", "POST"]),
+    Route("/logout", logout, methods=["POST"]),
+]

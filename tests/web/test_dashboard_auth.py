@@ -1,0 +1,151 @@
+"""Dashboard login, sessions and CSRF, through HTTP against the served app (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+
+from scrm.access import create_user
+from scrm.models import utcnow
+from scrm.models_web import WebUser
+from scrm.web.dashboard.sessions import COOKIE, Session, SessionCodec
+from tests.web.dashboard_env import PASSWORD, add_user, browser, csrf_of, login, signed_in
+from tests.web.world import WebWorld
+
+
+def test_a_page_without_a_session_redirects_to_the_login(web_world: WebWorld) -> None:
+    with browser(web_world) as client:
+        for path in ("/overview", "/leaderboard", "/customers/1", "/campaigns", "/communities/map.json"):
+            answer = client.get(path)
+            assert answer.status_code == 303, path
+            target = urlsplit(answer.headers["location"])
+            assert target.path == "/login" and parse_qs(target.query)["next"] == [path]
+        htmx = client.get("/leaderboard/explain/1", headers={"HX-Request": "true"})
+        assert htmx.status_code == 401 and htmx.headers["HX-Redirect"].startswith("/login?")
+        assert client.get("/").headers["location"] == "/overview"
+
+
+def test_login_with_the_right_password_opens_the_page_asked_for(web_world: WebWorld) -> None:
+    name = add_user(web_world, "viewer")
+    with browser(web_world) as client:
+        client.get("/login")
+        cookie = client.cookies[COOKIE]
+        answer = login(client, name, next_page="/funnel")
+        assert answer.status_code == 303 and answer.headers["location"] == "/funnel"
+        set_cookie = answer.headers["set-cookie"]
+        assert "HttpOnly" in set_cookie and "samesite=lax" in set_cookie.lower()
+        assert client.cookies[COOKIE] != cookie  # a new session at login: no fixation
+        page = client.get("/funnel")
+        assert page.status_code == 200 and name in page.text
+        client.cookies.clear()  # an address of another site is not followed after the login
+        assert login(client, name, next_page="//evil.example/x").headers["location"] == "/overview"
+
+
+def test_a_wrong_password_is_refused_and_counted(web_world: WebWorld) -> None:
+    name = add_user(web_world, "marketer")
+    with browser(web_world) as client:
+        answer = login(client, name, "not the password")
+        assert answer.status_code == 401
+        assert "Wrong username or password." in answer.text and COOKIE in client.cookies
+        assert client.get("/overview").status_code == 303  # still signed out
+        unknown = login(client, "nobody-" + name, PASSWORD)
+        assert unknown.status_code == 401 and "Wrong username or password." in unknown.text
+    assert web_world.count("login_failure", "WHERE username = :u", u=name) == 1
+
+
+def test_too_many_failures_throttle_the_username_with_the_wait_in_minutes(web_world: WebWorld) -> None:
+    name = add_user(web_world, "viewer")
+    limit = web_world.settings.web.login_attempts
+    with browser(web_world, lang="zh-CN") as client:
+        for _ in range(limit):
+            assert login(client, name, "wrong password!").status_code == 401
+        answer = login(client, name)  # even the right password, now
+        assert answer.status_code == 429
+        wait = int(answer.headers["Retry-After"])
+        assert 0 < wait <= web_world.settings.web.login_window_minutes * 60 + 1
+        assert f"请在 {-(-wait // 60)} 分钟后重试" in answer.text
+        assert client.get("/overview").status_code == 303
+
+
+def test_logout_ends_the_session_and_needs_the_csrf_token(web_world: WebWorld) -> None:
+    with signed_in(web_world, "viewer") as client:
+        page = client.get("/overview")
+        assert client.post("/logout").status_code == 403  # no token: refused, still signed in
+        assert client.post("/logout", data={"csrf_token": "forged"}).status_code == 403
+        assert client.get("/overview").status_code == 200
+        answer = client.post("/logout", data={"csrf_token": csrf_of(page.text)})
+        assert answer.status_code == 303 and answer.headers["location"] == "/login"
+        assert client.get("/overview").status_code == 303
+
+
+def test_a_login_post_without_the_form_token_is_refused(web_world: WebWorld) -> None:
+    name = add_user(web_world, "admin")
+    with browser(web_world) as client:
+        answer = client.post("/login", data={"username": name, "password": PASSWORD})
+        assert answer.status_code == 403
+        assert "reload the page" in answer.text
+        assert client.get("/overview").status_code == 303
+
+
+def _cookie(world: WebWorld, session: Session) -> str:
+    return SessionCodec(world.settings).dump(session)
+
+
+def _set(client: httpx.Client, world: WebWorld, value: str) -> None:
+    """Put a session cookie into the client as the server would (same host, so it replaces it)."""
+    client.cookies.set(COOKIE, value, domain=str(urlsplit(world.server_url).hostname))
+
+
+@pytest.mark.parametrize(
+    ("idle_minutes", "age_hours", "signed_in_still"),
+    [(5, 1, True), (481, 9, False), (5, 25, False)],
+    ids=["fresh", "idle-too-long", "past-the-absolute-limit"],
+)
+def test_sessions_expire_when_idle_and_after_the_absolute_limit(
+    web_world: WebWorld, idle_minutes: int, age_hours: int, signed_in_still: bool
+) -> None:
+    name = add_user(web_world, "viewer")
+    now = time.time()
+    session = replace(Session.signed_in(name, now - age_hours * 3600), seen=now - idle_minutes * 60)
+    with browser(web_world) as client:
+        _set(client, web_world, _cookie(web_world, session))
+        answer = client.get("/overview")
+        if signed_in_still:
+            assert answer.status_code == 200 and name in answer.text
+            renewed = SessionCodec(web_world.settings).load(client.cookies[COOKIE], time.time())[0]
+            assert renewed.user == name and renewed.seen > session.seen  # the idle clock restarted
+        else:
+            assert answer.status_code == 303
+            assert "expired=1" in answer.headers["location"]
+            assert "Your session expired" in client.get(answer.headers["location"]).text
+
+
+def test_a_forged_or_altered_cookie_is_not_a_session(web_world: WebWorld) -> None:
+    name = add_user(web_world, "admin")
+    good = _cookie(web_world, Session.signed_in(name, time.time()))
+    with browser(web_world) as client:
+        _set(client, web_world, good[:-2] + ("AA" if not good.endswith("AA") else "BB"))
+        assert client.get("/overview").status_code == 303
+        _set(client, web_world, "e30.not-signed")
+        assert client.get("/overview").status_code == 303
+        _set(client, web_world, good)  # the cookie as signed opens the page
+        assert client.get("/overview").status_code == 200
+
+
+def test_a_disabled_user_or_a_new_role_takes_effect_at_once(web_world: WebWorld) -> None:
+    name = add_user(web_world, "marketer")
+    with browser(web_world) as client:
+        assert login(client, name).status_code == 303
+        page = client.get("/campaigns/new")
+        assert page.status_code == 200
+        create_user(web_world.store, name, PASSWORD, "viewer")  # demoted
+        answer = client.post("/campaigns/preview", data={"csrf_token": csrf_of(page.text)})
+        assert answer.status_code == 403
+        users = WebUser.__table__  # type: ignore[attr-defined]
+        with web_world.store.connect() as conn:
+            conn.execute(users.update().where(users.c.username == name).values(disabled_at=utcnow()))
+        assert client.get("/overview").status_code == 303
