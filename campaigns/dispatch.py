@@ -54,7 +54,7 @@ delivery_t = Delivery.__table__  # type: ignore[attr-defined]
 follow_t = Follow.__table__  # type: ignore[attr-defined]
 MASS_BATCH = 10_000  # openids per message/mass/send (WeChat's limit)
 TAG_CHUNK = 500
-PAUSE_CHECK_SECONDS = 0.2  # how often a sending dispatcher looks whether its campaign was paused
+PAUSE_CHECK_SECONDS = 0.05  # how often a sending dispatcher looks whether its campaign was paused
 
 _OWNER = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
