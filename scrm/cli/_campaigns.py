@@ -1,4 +1,4 @@
-"""The campaign commands: segment preview, campaign list / run / report / pause / resume."""
+"""The campaign commands: segment list / preview, campaign list / run / report / pause / resume."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def _uplift(value: tuple[float, float, float] | None) -> str:
 
 @cli.group("segment")
 def segment() -> None:
-    """Audiences defined in TOML files (see the campaigns folder)."""
+    """Audiences: TOML files of the campaigns folder, and segments saved from the web."""
 
 
 @segment.command("preview")
@@ -54,6 +54,25 @@ def segment_preview(obj: Context, file: Path, sample: int, as_json: bool) -> Non
         table.add_row(str(r["customer_id"]), r["name"], value, r["stage"], str(r["community"] or ""))
     if rows:
         console.print(table)
+
+
+@segment.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print the segments as JSON.")
+@pass_ctx
+@handle_errors
+def segment_list(obj: Context, as_json: bool) -> None:
+    """List the segments: the files of the campaigns folder and those saved from the web."""
+    from campaigns.library import list_segments
+
+    obj.store.check_schema()
+    items = [s.as_dict() for s in list_segments(obj.store, obj.settings)]
+    if as_json:
+        echo_json(items)
+        return
+    table = Table("segment", "source", "description", "file or saved by")
+    for it in items:
+        table.add_row(it["name"], it["source"], it["description"], it["file"] or it["created_by"])
+    console.print(table)
 
 
 @cli.group("campaign")

@@ -279,6 +279,11 @@ def test_the_cli_lists_runs_pauses_and_resumes_saved_campaigns(world: World, run
     assert json.loads(ran.output)["status"]["sent"] == len(w.sim.sent) > 0
     report = runner.invoke(cli, [*base, "report", "invite", "--json"])
     assert {g["group"] for g in json.loads(report.output)["groups"]} == {"main", "control"}
+    segments = runner.invoke(cli, ["--config", str(w.config), "segment", "list", "--json"])
+    assert segments.exit_code == 0, segments.output
+    assert [(s["name"], s["source"], s["created_by"]) for s in json.loads(segments.output)] == [
+        ("leaders", "saved", ACTOR)
+    ]
     missing = runner.invoke(cli, [*base, "pause", "nope"])
     assert missing.exit_code == 1 and "no campaign 'nope'" in missing.output
 
