@@ -8,7 +8,6 @@ import click
 import uvicorn
 
 from scrm.cli._common import Context, cli, console, handle_errors, pass_ctx
-from scrm.errors import ConfigError
 
 
 @cli.command("serve")
@@ -21,7 +20,8 @@ from scrm.errors import ConfigError
 @pass_ctx
 @handle_errors
 def serve(ctx: Context, host: str, port: int, workers: int, log_level: str) -> None:
-    """Serve the bot: WeChat callbacks at http://HOST:PORT/wechat/<account name>.
+    """Serve the bot (WeChat callbacks at http://HOST:PORT/wechat/<account name>) and the REST API
+    (http://HOST:PORT/api/v1, described at /api/v1/docs; tokens: `scrm token create`).
 
     Each [accounts.NAME] with a token gets an endpoint (set its URL, token and EncodingAESKey in
     the account's console); replies follow the [bot.rules] of config.toml. The schema must be
@@ -31,13 +31,17 @@ def serve(ctx: Context, host: str, port: int, workers: int, log_level: str) -> N
     ctx.store.check_schema()
     names = [n for n, a in settings.accounts.items() if a.platform == "wechat" and a.token is not None]
     if not names:
-        raise ConfigError("no account has a callback token: set [accounts.NAME] token (and encoding_aes_key)")
+        console.print(
+            "no account has a callback token ([accounts.NAME] token and encoding_aes_key): the bot is off",
+            highlight=False,
+        )
     if workers < 1:
         raise click.BadParameter("at least 1", param_hint="--workers")
     if settings.source is not None:
         os.environ["SCRM_CONFIG"] = str(settings.source)  # the worker processes load the same file
     for name in names:
         console.print(f"callback URL of account {name}: http://{host}:{port}/wechat/{name}")
+    console.print(f"REST API: http://{host}:{port}/api/v1 (described at /api/v1/docs)", highlight=False)
     from campaigns.scheduler import start_scheduler  # scheduled and triggered campaigns (issue 6)
 
     scheduler = start_scheduler(ctx.store, settings)

@@ -38,7 +38,7 @@ def create_api(settings: Settings, store: Store) -> FastAPI:
         description=(
             "Social CRM: customers and their identities, scores and leaderboards, communities, the "
             "lifecycle funnel, segments, campaigns, reply rules and purchases. Authenticate with "
-            "`Authorization: Bearer <token>` (create one with `scrm token create --role ROLE`)."
+            "`Authorization: Bearer <token>` (create one with `scrm token create --name NAME --role ROLE`)."
         ),
         openapi_url="/openapi.json",
         docs_url="/docs",
