@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from graph.reports import community_report, explain_customer, funnel_report, top_customers
+from graph.views import scored_count
 from scrm.web.dashboard.base import CSP
 from tests.web.dashboard_env import signed_in
 from tests.web.world import WebWorld
@@ -80,6 +81,10 @@ def test_the_leaderboard_ranks_pages_and_explains(web_world: WebWorld, viewer: h
         r["customer_id"] for r in second
     ]
     assert 'rel="prev"' in page2
+    total = scored_count(web_world.store)
+    assert f"({total:,} in all)" in page and f"Page 1 of {-(-total // size)} " in page
+    last = viewer.get("/leaderboard", params={"page": 10_000}).text  # past the end: the last page
+    assert f"Page {-(-total // size)} of" in last and 'data-testid="leaderboard-row"' in last
     by_clv = viewer.get("/leaderboard", params={"by": "clv"}).text
     _, clv = top_customers(web_world.store, by="clv", limit=1)
     assert re.search(rf'data-customer-id="{clv[0]["customer_id"]}"', by_clv)

@@ -22,8 +22,15 @@ def leaderboard(ctx: Ctx) -> Response:
     community = ctx.int_param("community", -1, -1)
     where = None if community < 0 else community
     size = ctx.settings.web.page_size
-    pager = pages(scored_count(ctx.store, community=where), size, ctx.int_param("page", 1, 1))
-    run, rows = top_customers(ctx.store, by=by, community=where, limit=size, offset=pager["offset"])  # type: ignore[arg-type]
+    number = ctx.int_param("page", 1, 1, 1_000_000)
+    run, rows = top_customers(ctx.store, by=by, community=where, limit=size, offset=(number - 1) * size)  # type: ignore[arg-type]
+    everyone = run.summary.get("customers")  # counted by the run: no count over a million rows per page
+    total = (
+        everyone if where is None and isinstance(everyone, int) else scored_count(ctx.store, community=where)
+    )
+    pager = pages(total, size, number)
+    if pager["number"] != number:  # past the last page: show the last
+        run, rows = top_customers(ctx.store, by=by, community=where, limit=size, offset=pager["offset"])  # type: ignore[arg-type]
     return ctx.render(
         "leaderboard.html",
         run=run,

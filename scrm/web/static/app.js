@@ -17,6 +17,7 @@
     overview: function (chart, el, data) {
       var names = labels(el);
       chart.setOption({
+        animation: false,
         tooltip: { trigger: "axis" },
         legend: { top: 0 },
         grid: { left: 50, right: 50, top: 40, bottom: 30 },
@@ -31,6 +32,7 @@
     },
     funnel: function (chart, el, data) {
       chart.setOption({
+        animation: false,
         tooltip: { trigger: "item", formatter: "{b}: {c}" },
         series: [{
           type: "funnel", left: "10%", width: "80%", sort: "none", minSize: "8%",
@@ -47,25 +49,25 @@
             if (p.dataType !== "node") { return ""; }
             var d = p.data, role = d.leader ? names.leader : (d.bridge ? names.bridge : "");
             var text = document.createElement("div");
-            text.textContent = d.label + (role ? " · " + role : "") + " · " + names.community + " " + d.community;
+            text.textContent = d.title + (role ? " · " + role : "") + " · " + names.community + " " + d.community;
             return text.innerHTML;
           }
         },
         legend: [{ type: "scroll", top: 0, data: data.categories.map(function (c) { return c.name; }) }],
         series: [{
-          type: "graph", layout: "force", roam: true, draggable: true, top: 40,
+          type: "graph", layout: "force", roam: true, draggable: true, top: 60,
           categories: data.categories,
-          force: { repulsion: 60, edgeLength: [20, 80], gravity: 0.08 },
+          force: { repulsion: 50, edgeLength: [20, 70], gravity: 0.15 },
           emphasis: { focus: "adjacency" },
           lineStyle: { color: "source", opacity: 0.35, curveness: 0.1 },
           label: { show: false },
           data: data.nodes.map(function (n) {
             var node = {
-              id: String(n.id), name: String(n.id), label: n.name || ("#" + n.id), category: n.category,
+              id: String(n.id), name: String(n.id), title: n.name || ("#" + n.id), category: n.category,
               community: n.community, leader: n.leader, bridge: n.bridge, symbolSize: n.size,
               symbol: n.bridge && !n.leader ? "diamond" : "circle"
             };
-            if (n.leader) { node.itemStyle = { borderColor: "#111", borderWidth: 2 }; node.label = { show: true, formatter: node.label }; }
+            if (n.leader) { node.itemStyle = { borderColor: "#111", borderWidth: 2 }; node.label = { show: true, formatter: node.title, position: "right", fontSize: 11 }; }
             return node;
           }),
           links: data.links.map(function (l) { return { source: String(l.source), target: String(l.target) }; })
