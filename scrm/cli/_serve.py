@@ -1,4 +1,4 @@
-"""``scrm serve``: run the web app (the bot's WeChat callbacks) under uvicorn."""
+"""``scrm serve``: run the web app (the bot's WeChat callbacks, the REST API, the dashboard) under uvicorn."""
 
 from __future__ import annotations
 
@@ -20,8 +20,9 @@ from scrm.cli._common import Context, cli, console, handle_errors, pass_ctx
 @pass_ctx
 @handle_errors
 def serve(ctx: Context, host: str, port: int, workers: int, log_level: str) -> None:
-    """Serve the bot (WeChat callbacks at http://HOST:PORT/wechat/<account name>) and the REST API
-    (http://HOST:PORT/api/v1, described at /api/v1/docs; tokens: `scrm token create`).
+    """Serve the bot (WeChat callbacks at http://HOST:PORT/wechat/<account name>), the REST API
+    (http://HOST:PORT/api/v1, described at /api/v1/docs; tokens: `scrm token create`) and the
+    dashboard (http://HOST:PORT/, in English and Chinese; users: `scrm user add`; sessions: [web]).
 
     Each [accounts.NAME] with a token gets an endpoint (set its URL, token and EncodingAESKey in
     the account's console); replies follow the [bot.rules] of config.toml. The schema must be
@@ -42,6 +43,7 @@ def serve(ctx: Context, host: str, port: int, workers: int, log_level: str) -> N
     for name in names:
         console.print(f"callback URL of account {name}: http://{host}:{port}/wechat/{name}")
     console.print(f"REST API: http://{host}:{port}/api/v1 (described at /api/v1/docs)", highlight=False)
+    console.print(f"dashboard: http://{host}:{port}/ (users: scrm user add)", highlight=False)
     from campaigns.scheduler import start_scheduler  # scheduled and triggered campaigns (issue 6)
 
     scheduler = start_scheduler(ctx.store, settings)
