@@ -139,21 +139,30 @@ def top_customers(
     offset: int = 0,
 ) -> tuple[RunInfo, list[dict[str, Any]]]:
     """The customers ranked highest by ``by`` in the latest run (from the ``offset``-th on), each with
-    its points per component."""
+    its points per component.
+
+    The page's customer ids are ranked first, on their own (by social value from an index alone, a
+    community's members through theirs: see :data:`scrm.models.RANKED`), and only that page's rows are
+    then read and named: a deep page skips index entries, not joined rows.
+    """
     with store.connect() as conn:
         run = latest_run(conn)
         s = score_t.c
+        rank = (s[TOP_BY[by]].desc(), s.customer_id)
+        page = sa.select(s.customer_id).where(s.run_id == run.id)
+        if community is not None:
+            page = page.where(s.community_id == community)
+        if community is not None or by == "social_value":  # may use the ranking indexes (see RANKED)
+            page = page.where(s.social_value.is_not(None))
+        ids = page.order_by(*rank).limit(limit).offset(offset).subquery("page")
         query = (
             sa.select(*(s[name] for name in _ROW_COLUMNS), *(s[n] for _, n in COMPONENTS.values()))
             .add_columns(customer_t.c.display_name)
-            .join_from(score_t, customer_t, customer_t.c.id == s.customer_id)
-            .where(s.run_id == run.id)
-            .order_by(s[TOP_BY[by]].desc(), s.customer_id)
-            .limit(limit)
-            .offset(offset)
+            .select_from(ids)
+            .join(score_t, sa.and_(s.run_id == run.id, s.customer_id == ids.c.customer_id))
+            .join(customer_t, customer_t.c.id == s.customer_id)
+            .order_by(*rank)
         )
-        if community is not None:
-            query = query.where(s.community_id == community)
         return run, [_row(run, row) for row in conn.execute(query)]
 
 
