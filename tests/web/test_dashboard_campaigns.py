@@ -79,6 +79,12 @@ def test_the_builder_counts_and_previews_then_saves(web_world: WebWorld) -> None
         assert unknown.status_code == 422 and "shoe_size" in unknown.text
         broken = client.post("/campaigns/preview", data={**form, "text_a": "{{ name "})
         assert broken.status_code == 422
+        unsafe = {**form, "name": f"unsafe_{secrets.token_hex(3)}", "text_a": "{{ ''.__class__ }}"}
+        refused = client.post("/campaigns/new", data=unsafe)
+        assert refused.status_code == 422 and "sandbox" in refused.text  # not saved: it cannot render
+        for segment in ("/etc/passwd", "../config.toml", "no_such_segment"):
+            answer = client.post("/campaigns/preview", data={**form, "segment": segment})
+            assert answer.status_code == 422 and "no segment" in answer.text and "root:" not in answer.text
         name = f"spring_{secrets.token_hex(3)}"
         unnamed = client.post("/campaigns/new", data=form)
         assert unnamed.status_code == 422 and "give the campaign a name" in unnamed.text
@@ -95,7 +101,8 @@ def test_the_builder_counts_and_previews_then_saves(web_world: WebWorld) -> None
         assert (
             client.post("/campaigns/new", data={**form, "name": "x", "csrf_token": "nope"}).status_code == 403
         )
-    assert name in {c.name for c in library.list_campaigns(web_world.store, web_world.settings)}
+    names = {c.name for c in library.list_campaigns(web_world.store, web_world.settings)}
+    assert name in names and unsafe["name"] not in names
     assert web_world.count("audit_log", "WHERE action = 'campaign.create' AND target = :n", n=name) == 1
 
 

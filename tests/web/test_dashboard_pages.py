@@ -134,6 +134,9 @@ def test_the_customer_page_has_scores_and_a_timeline(web_world: WebWorld, viewer
     times = re.findall(r'<time datetime="([^"]+)"', page)
     assert times == sorted(times, reverse=True)  # newest first
     assert viewer.get("/customers/99999999").status_code == 404
+    assert viewer.get("/customers/99999999999999999999999").status_code == 404  # beyond any id: no 500
+    for bad in ({"page": "99999999999"}, {"page": "abc"}, {"sort": "password"}):
+        assert viewer.get("/customers", params=bad).status_code == 200
     found = viewer.get("/customers", params={"q": "o", "sort": "spent"})
     assert found.status_code == 200 and 'data-testid="customer-row"' in found.text
     assert viewer.get("/customers", params={"q": "%_' OR 1=1 --"}).status_code == 200

@@ -128,6 +128,13 @@ class Ctx:
             return default
         return max(low, min(high, value))
 
+    def path_id(self, name: str) -> int:
+        """An id of the URL's path; :class:`NotFound` beyond what the store's ids can be."""
+        value = int(self.request.path_params[name])
+        if value > 2**31 - 1:
+            raise NotFound(f"there is no {name.removesuffix('_id')} {value}")
+        return value
+
     def lang_url(self, lang: str) -> str:
         params = dict(self.request.query_params)
         params["lang"] = lang

@@ -9,6 +9,7 @@ the audience is a saved or file segment, or conditions written as in a segment f
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import tomllib
 from typing import Any
@@ -61,6 +62,11 @@ def _definition(ctx: Ctx) -> dict[str, Any]:
     elif texts:
         body["text"] = texts[0]
     if ctx.field("segment"):
+        known = {s.name for s in library.list_segments(ctx.store, ctx.settings)}
+        if ctx.field("segment") not in known:  # a name, never a path to read
+            raise CampaignError(
+                f"segment: no segment {ctx.field('segment')!r} (known: {', '.join(sorted(known))})"
+            )
         body["segment"] = ctx.field("segment")
         return {"campaign": body}
     try:
@@ -99,6 +105,10 @@ def new(ctx: Ctx) -> Response:
         definition = _definition(ctx)
         if "name" not in definition["campaign"]:
             raise CampaignError("name: give the campaign a name")
+        # what the preview refuses (a template that fails) is not saved either; an audience that
+        # needs scores can be saved before the first `scrm score`
+        with contextlib.suppress(NoScores):
+            library.render_preview(ctx.store, ctx.settings, definition)
         user = ctx.user
         assert user is not None
         saved = library.save_campaign(ctx.store, ctx.settings, definition, user.actor, create_only=True)

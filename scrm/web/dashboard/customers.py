@@ -56,7 +56,7 @@ def _timeline(view: dict[str, Any]) -> list[dict[str, Any]]:
 @page()
 def customer(ctx: Ctx) -> Response:
     """One customer: identities, tags, acquisition, scores explained, purchases and the timeline."""
-    customer_id = int(ctx.request.path_params["customer_id"])
+    customer_id = ctx.path_id("customer_id")
     view = customer_view(ctx.store, customer_id, limit=50)
     try:
         explained: dict[str, Any] | None = explain_customer(ctx.store, int(view["id"]))

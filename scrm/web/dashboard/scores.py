@@ -45,7 +45,7 @@ def leaderboard(ctx: Ctx) -> Response:
 @page()
 def explain(ctx: Ctx) -> Response:
     """Why one customer scores what they score (a fragment for the leaderboard, or a page)."""
-    customer_id = int(ctx.request.path_params["customer_id"])
+    customer_id = ctx.path_id("customer_id")
     data = explain_customer(ctx.store, customer_id)
     template = "fragments/explain.html" if ctx.htmx else "explain.html"
     return ctx.render(template, x=data)
