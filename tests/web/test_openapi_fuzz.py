@@ -6,9 +6,17 @@ description and as many that do not (schemathesis' positive and negative modes),
 admin token (a fuzzed ``DELETE /tokens/{id}`` may revoke the one before) and the
 ``not_a_server_error`` check. (schemathesis' lazy pytest integration, ``from_fixture``, does not run
 under pytest 9, so the operations are walked here with Hypothesis' ``given``.)
+
+A second test sends, deterministically, values known to break APIs (NUL, integers past 64 bits, NaN,
+a long string, LIKE wildcards, JSON of the wrong type) in each parameter and top-level body field of
+each operation.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote
 
 import httpx
 import schemathesis
@@ -82,3 +90,64 @@ def test_no_request_gets_a_server_error(web_world: WebWorld) -> None:
 def test_the_description_is_served(web_world: WebWorld) -> None:
     answer = httpx.get(web_world.base_url + "/openapi.json")
     assert answer.status_code == 200 and answer.json()["info"]["title"] == "scrm API"
+
+
+#: values that have broken APIs before: NUL (PostgreSQL text refuses it), integers past 64 bits,
+#: negatives, NaN, a long string, percent signs and quotes (SQL LIKE and quoting)
+HOSTILE = ["\x00", "a\x00b", str(2**63), str(-(2**63) - 1), "-1", "nan", "inf", "x" * 5000, "%_\\'\""]
+HOSTILE_JSON: list[object] = [*HOSTILE, 2**63, -(2**63) - 1, 1e308, None, [], {}, True]
+
+
+def fill(template: str, names: list[str], values: dict[str, str]) -> str:
+    """The path ``template`` with ``values`` for its parameters (1 for those not given)."""
+    return template.format(**{n: quote(values.get(n, "1"), safe="") for n in names})
+
+
+def hostile_requests(description: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """(method, path, httpx keyword arguments): each parameter and each top-level body field of each
+    operation set to each hostile value, the other path parameters to 1."""
+    schemas = description.get("components", {}).get("schemas", {})
+    for template, methods in description["paths"].items():
+        for method, operation in methods.items():
+            parameters = operation.get("parameters", [])
+            path_names = [p["name"] for p in parameters if p["in"] == "path"]
+
+            for parameter in parameters:
+                for value in HOSTILE:
+                    if parameter["in"] == "path":
+                        yield method.upper(), fill(template, path_names, {parameter["name"]: value}), {}
+                    elif parameter["in"] == "query":
+                        yield (
+                            method.upper(),
+                            fill(template, path_names, {}),
+                            {"params": {parameter["name"]: value}},
+                        )
+            content = operation.get("requestBody", {}).get("content", {})
+            body = content.get("application/json", {}).get("schema", {})
+            fields = schemas.get(body.get("$ref", "").rsplit("/", 1)[-1], {}).get("properties", {})
+            for name in fields:
+                for json_value in HOSTILE_JSON:
+                    yield method.upper(), fill(template, path_names, {}), {"json": {name: json_value}}
+            if "multipart/form-data" in content:
+                for value in HOSTILE:
+                    files = {"file": ("o.csv", value.encode("utf-8", "surrogatepass"))}
+                    yield (
+                        method.upper(),
+                        fill(template, path_names, {}),
+                        {"files": files, "data": {"source": value}},
+                    )
+
+
+def test_hostile_values_in_every_parameter_and_field(web_world: WebWorld) -> None:
+    description = httpx.get(web_world.base_url + "/openapi.json").json()
+    errors = []
+    calls = 0
+    with httpx.Client(base_url=web_world.base_url, timeout=30) as client:
+        for method, path, kwargs in hostile_requests(description):
+            token = create_token(web_world.store, "hostile", "admin")
+            answer = client.request(method, path, headers={"Authorization": f"Bearer {token}"}, **kwargs)
+            calls += 1
+            if answer.status_code >= 500:
+                errors.append(f"{method} {path} {kwargs!r:.200}: {answer.status_code} {answer.text[:200]}")
+    assert calls > 500
+    assert not errors, "\n".join(errors)
