@@ -166,22 +166,35 @@ def top_customers(
         return run, [_row(run, row) for row in conn.execute(query)]
 
 
-def community_report(store: Store, *, bridges: int = 3) -> tuple[RunInfo, list[dict[str, Any]]]:
-    """The latest run's communities, largest first, with their leaders and strongest bridges."""
+def community_report(
+    store: Store,
+    *,
+    bridges: int = 3,
+    limit: int | None = None,
+    offset: int = 0,
+    community: int | None = None,
+) -> tuple[RunInfo, list[dict[str, Any]]]:
+    """The latest run's communities, largest first, with their leaders and strongest bridges: all of
+    them, ``limit`` from the ``offset``-th, or only ``community``."""
     with store.connect() as conn:
         run = latest_run(conn)
-        rows = conn.execute(
-            sa.select(community_t)
-            .where(community_t.c.run_id == run.id)
-            .order_by(community_t.c.size.desc(), community_t.c.community_id)
-        ).all()
+        c = community_t.c
+        query = sa.select(community_t).where(c.run_id == run.id).order_by(c.size.desc(), c.community_id)
+        if community is not None:
+            query = query.where(c.community_id == community)
+        if limit is not None:
+            query = query.limit(limit).offset(offset)
+        rows = conn.execute(query).all()
         s = score_t.c
         people_ids = {i for r in rows for i in json.loads(r.leaders)}
-        bridge_rows = conn.execute(
+        bridge_query = (
             sa.select(s.community_id, s.customer_id, s.bridge_score)
             .where(s.run_id == run.id, s.is_bridge)
             .order_by(s.community_id, s.bridge_score.desc(), s.customer_id)
-        ).all()
+        )
+        if community is not None or limit is not None:
+            bridge_query = bridge_query.where(s.community_id.in_([r.community_id for r in rows]))
+        bridge_rows = conn.execute(bridge_query).all()
         top_bridges: dict[int, list[tuple[int, float]]] = {}
         for community, customer, score in bridge_rows:
             chosen = top_bridges.setdefault(community, [])

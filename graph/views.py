@@ -16,12 +16,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from graph.reports import latest_run, recent_runs
-from graph.snapshots import change_t, run_t, score_t
+from graph.snapshots import change_t, community_t, run_t, score_t
 from scrm.models import CampaignRun, Delivery
 from scrm.queries import customer_record
 from scrm.store import Store
 
-__all__ = ["ScoreFilter", "customer_view", "scored_count", "scored_filter"]
+__all__ = ["ScoreFilter", "community_count", "customer_view", "scored_count", "scored_filter"]
 
 delivery_t = Delivery.__table__  # type: ignore[attr-defined]
 campaign_run_t = CampaignRun.__table__  # type: ignore[attr-defined]
@@ -158,3 +158,13 @@ def scored_count(store: Store, *, community: int | None = None) -> int:
             return recorded
         where = [*ScoreFilter(community=community).where(run.id), score_t.c.social_value.is_not(None)]
         return int(conn.execute(sa.select(sa.func.count()).select_from(score_t).where(*where)).scalar_one())
+
+
+def community_count(store: Store) -> int:
+    """How many communities the latest run found."""
+    with store.connect() as conn:
+        run = latest_run(conn)
+        where = community_t.c.run_id == run.id
+        return int(
+            conn.execute(sa.select(sa.func.count()).select_from(community_t).where(where)).scalar_one()
+        )

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path
 from pydantic import BaseModel
 
 from graph.reports import community_report, top_customers
-from graph.views import scored_count
+from graph.views import community_count, scored_count
 from scrm.access import Principal
 from scrm.errors import NotFound
 from scrm.web.api.deps import PagingDep, StoreDep, viewer
@@ -54,9 +54,8 @@ class CommunityDetail(RunPage):
 def communities(store: StoreDep, page: PagingDep, _caller: Annotated[Principal, viewer]) -> Any:
     """The communities, largest first, each with its leaders and its strongest bridges (members tied
     to other communities), as `scrm communities`."""
-    run, rows = community_report(store)
-    items = rows[page.offset : page.offset + page.limit]
-    return {**run.as_dict(), **page.model_dump(), "total": len(rows), "items": items}
+    run, items = community_report(store, limit=page.limit, offset=page.offset)
+    return {**run.as_dict(), **page.model_dump(), "total": community_count(store), "items": items}
 
 
 @router.get("/{community_id}", response_model=CommunityDetail, summary="One community and its members")
@@ -67,8 +66,8 @@ def community(
     _caller: Annotated[Principal, viewer],
 ) -> Any:
     """The community's leaders and bridges, and its members ranked by social value (paginated)."""
-    run, rows = community_report(store)
-    found = next((r for r in rows if r["community_id"] == community_id), None)
+    run, rows = community_report(store, community=community_id)
+    found = rows[0] if rows else None
     if found is None:
         raise NotFound(
             f"no community {community_id} in the latest scores (run {run.id}): see GET /communities"
