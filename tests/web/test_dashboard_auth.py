@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import stat
 import time
 from dataclasses import replace
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 
 from scrm.access import create_user
+from scrm.config import load_settings
 from scrm.models import utcnow
 from scrm.models_web import WebUser
-from scrm.web.dashboard.sessions import COOKIE, Session, SessionCodec
+from scrm.web.dashboard.sessions import COOKIE, Session, SessionCodec, web_secret
 from tests.web.dashboard_env import PASSWORD, add_user, browser, csrf_of, login, signed_in
 from tests.web.world import WebWorld
 
@@ -149,3 +152,19 @@ def test_a_disabled_user_or_a_new_role_takes_effect_at_once(web_world: WebWorld)
         with web_world.store.connect() as conn:
             conn.execute(users.update().where(users.c.username == name).values(disabled_at=utcnow()))
         assert client.get("/overview").status_code == 303
+
+
+def test_the_signing_key_is_made_once_beside_the_config_or_taken_from_the_environment(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[database]\nurl = "sqlite:///scrm.db"\n', encoding="utf-8")
+    settings = load_settings(config, environ={})
+    first = web_secret(settings)
+    kept = tmp_path / "scrm-web-secret.key"
+    assert kept.read_text(encoding="ascii").strip() == first and len(first) >= 40
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o600
+    assert web_secret(load_settings(config, environ={})) == first  # every worker and restart: the same
+    given = load_settings(config, environ={"SCRM_WEB__SECRET_KEY": "from-the-environment-0123456789"})
+    assert web_secret(given) == "from-the-environment-0123456789"
+    assert "from-the-environment" not in repr(given.web)  # a secret: masked when printed
+    token = SessionCodec(given).dump(Session.signed_in("someone", time.time()))
+    assert SessionCodec(settings).load(token, time.time())[1] == "new"  # another key: not a session
