@@ -44,6 +44,7 @@ def test_login_with_the_right_password_opens_the_page_asked_for(web_world: WebWo
         assert client.cookies[COOKIE] != cookie  # a new session at login: no fixation
         page = client.get("/funnel")
         assert page.status_code == 200 and name in page.text
+        assert web_world.count("audit_log", "WHERE action = 'user.login' AND target = :u", u=name) == 1
         client.cookies.clear()  # an address of another site is not followed after the login
         assert login(client, name, next_page="//evil.example/x").headers["location"] == "/overview"
 
@@ -83,6 +84,7 @@ def test_logout_ends_the_session_and_needs_the_csrf_token(web_world: WebWorld) -
         answer = client.post("/logout", data={"csrf_token": csrf_of(page.text)})
         assert answer.status_code == 303 and answer.headers["location"] == "/login"
         assert client.get("/overview").status_code == 303
+    assert web_world.count("audit_log", "WHERE action = 'user.logout'") >= 1
 
 
 def test_a_login_post_without_the_form_token_is_refused(web_world: WebWorld) -> None:

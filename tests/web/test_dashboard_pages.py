@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from urllib.parse import urlsplit
@@ -10,6 +11,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from campaigns import library
 from graph.reports import community_report, explain_customer, funnel_report, top_customers
 from graph.views import scored_count
 from scrm.web.dashboard.base import CSP
@@ -147,6 +149,20 @@ def test_the_overview_shows_followers_and_activity(web_world: WebWorld, viewer: 
     followers = web_world.count("follow", "WHERE unsubscribed_at IS NULL")
     assert f'data-testid="tile-followers">{followers:,}<' in page
     assert '<script type="application/json" id="chart-data">' in page
+    active = [
+        c.name for c in library.list_campaigns(web_world.store, web_world.settings) if c.schedule or c.trigger
+    ]
+    assert f'data-testid="tile-active" title="{", ".join(active)}">{len(active)}<' in page
+    name = f"weekly_{secrets.token_hex(3)}"
+    definition = {
+        "campaign": {"action": "text", "text": "Hi", "schedule": {"cron": "0 10 * * mon"}},
+        "audience": {"subscribed": True},
+    }
+    library.save_campaign(web_world.store, web_world.settings, definition, "test", name=name)
+    shown = viewer.get("/overview", params={"days": 90}).text
+    assert 'data-testid="tile-active" title="' in shown and name in shown
+    library.set_paused(web_world.store, web_world.settings, name, True, "test")
+    assert name not in viewer.get("/overview", params={"days": 90}).text  # paused: not active
 
 
 @pytest.mark.parametrize(

@@ -53,12 +53,17 @@ def login(ctx: Ctx) -> Response:
         message = ctx.gettext("Wrong username or password.")
         return ctx.render("login.html", status=401, target=target, error=message, username=username)
     ctx.new_session = Session.signed_in(user.name, time.time())
+    with ctx.store.connect() as conn:
+        access.audit(conn, user.actor, "user.login", user.name, {"client": client})
     return RedirectResponse(target, status_code=303)
 
 
 @page(None)
 def logout(ctx: Ctx) -> Response:
     """End the session (POST with the CSRF token)."""
+    if ctx.user is not None:
+        with ctx.store.connect() as conn:
+            access.audit(conn, ctx.user.actor, "user.logout", ctx.user.name)
     ctx.new_session = Session.anonymous()
     return RedirectResponse("/login", status_code=303)
 

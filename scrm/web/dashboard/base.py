@@ -63,6 +63,7 @@ class Dashboard:
         self.settings = settings
         self.store = store
         self.codec = SessionCodec(settings)
+        self.kept: dict[Any, tuple[float, Any]] = {}  # figures a page keeps a while: key -> (when, value)
         translations = load_translations(templates / "locale")
         self.translations = {lang: translations.get(lang, NullTranslations()) for lang in LANGUAGES}
         self.envs = {lang: self._environment(templates, lang, translations) for lang in LANGUAGES}
