@@ -113,9 +113,12 @@ def test_dry_run_run_pause_and_results(web_world: WebWorld) -> None:
         assert client.post("/campaigns/new", data=form).status_code == 303
         page = client.get(f"/campaigns/{name}")
         token = csrf_of(page.text)
-        dry = client.post(
-            f"/campaigns/{name}/dry-run", data={"csrf_token": token}, headers={"HX-Request": "true"}
+        htmx = {"HX-Request": "true", "X-CSRF-Token": token}  # as htmx sends it: the header, no field
+        assert (
+            client.post(f"/campaigns/{name}/dry-run", headers={**htmx, "X-CSRF-Token": "x"}).status_code
+            == 403
         )
+        dry = client.post(f"/campaigns/{name}/dry-run", headers=htmx)
         assert dry.status_code == 200 and 'data-testid="dry-run-result"' in dry.text
         assert web_world.count("campaign_run", "WHERE campaign = :n", n=name) == 0  # nothing stored
         unconfirmed = client.post(f"/campaigns/{name}/run", data={"csrf_token": token, "run_key": "r1"})

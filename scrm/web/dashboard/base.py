@@ -5,7 +5,8 @@ A page is a plain function ``handler(ctx) -> Response`` wrapped by :func:`page`,
 1. reads the session cookie and the language (:mod:`~scrm.web.dashboard.sessions`, :mod:`~.i18n`);
 2. sends a visitor who is not signed in (or whose session expired) to ``/login`` (htmx requests get
    an ``HX-Redirect`` header instead);
-3. on POST, checks the CSRF token (form field ``csrf_token`` or header ``X-CSRF-Token``): 403 otherwise;
+3. on POST (any method but GET, HEAD, OPTIONS), checks the CSRF token (form field ``csrf_token``
+   or header ``X-CSRF-Token``): 403 otherwise;
 4. checks the user's role (read: everyone; write: marketer and admin): 403 otherwise;
 5. runs the handler in a worker thread (the store is synchronous) and renders library errors as pages
    (404 not found, 409 no scores yet, 422 invalid);
@@ -54,6 +55,7 @@ CSP = (
     "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'self'; object-src 'none'"
 )
 Handler = Callable[["Ctx"], Response]
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})  # every other method needs the CSRF token
 
 
 class Dashboard:
@@ -206,7 +208,7 @@ async def _handle(request: Request, handler: Handler, permission: Permission | N
     response: Response
     if permission is not None and user is None:
         response = _to_login(request, expired)
-    elif request.method == "POST" and not session.csrf_ok(await _csrf_token(request, ctx)):
+    elif request.method not in SAFE_METHODS and not session.csrf_ok(await _csrf_token(request, ctx)):
         response = _problem(
             ctx,
             403,
