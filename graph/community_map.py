@@ -26,8 +26,7 @@ relation_t = Relation.__table__  # type: ignore[attr-defined]
 def community_map(store: Store, *, nodes: int = 300, communities: int = 12) -> dict[str, Any]:
     """Nodes (``id``, ``name``, ``community``, ``category``, ``leader``, ``bridge``, ``influence``,
     ``size``), ``links`` (``source``, ``target``) and ``categories`` (one per community drawn)."""
-    run, report = community_report(store)
-    drawn = report[:communities]
+    run, drawn = community_report(store, limit=communities)
     order = {c["community_id"]: i for i, c in enumerate(drawn)}
     chosen: list[int] = []
     for c in drawn:  # leaders and bridges first: the map is about them
@@ -88,5 +87,4 @@ def community_map(store: Store, *, nodes: int = 300, communities: int = 12) -> d
         ],
         "nodes": out_nodes,
         "links": [{"source": a, "target": b} for a, b in sorted(pairs)],
-        "communities": len(report),
     }

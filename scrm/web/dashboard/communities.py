@@ -7,6 +7,7 @@ from starlette.routing import Route
 
 from graph.community_map import community_map
 from graph.reports import community_report
+from graph.views import community_count
 from scrm.web.dashboard.base import Ctx, page, pages
 
 __all__ = ["routes"]
@@ -15,10 +16,9 @@ __all__ = ["routes"]
 @page()
 def communities(ctx: Ctx) -> Response:
     """The map (drawn by the browser from ``/communities/map.json``) and the list, largest first."""
-    run, report = community_report(ctx.store)
     size = ctx.settings.web.page_size
-    pager = pages(len(report), size, ctx.int_param("page", 1, 1))
-    rows = report[pager["offset"] : pager["offset"] + size]
+    pager = pages(community_count(ctx.store), size, ctx.int_param("page", 1, 1, 1_000_000))
+    run, rows = community_report(ctx.store, limit=size, offset=pager["offset"])
     return ctx.render("communities.html", run=run, rows=rows, pages=pager)
 
 
