@@ -129,8 +129,28 @@ def parse_saved_campaign(
     check_name(given, "campaign")
     source = f"campaign {given}"
     _check_json(definition, source)
+    folder = default_folder(settings)
+    chosen = definition["campaign"].get("segment")
+    known_name = isinstance(chosen, str) and (chosen in segments or _folder_file(folder, chosen))
+    if chosen is not None and not known_name:
+        known = ", ".join(sorted(segments)) or "none"
+        raise CampaignError(
+            f"{source}: segment = {chosen!r}: no saved segment or segment file of the campaigns folder "
+            f"has that name (known: {known})"
+        )
     data = {**definition, "campaign": {**definition["campaign"], "name": given}}
-    return parse_campaign(data, source=source, folder=default_folder(settings), segments=segments)
+    return parse_campaign(data, source=source, folder=folder, segments=segments)
+
+
+def _folder_file(folder: Path, name: str) -> bool:
+    """Whether ``name`` is the bare name of a ``.toml`` file of ``folder`` (a saved definition may
+    not make scrm read a file elsewhere)."""
+    return (
+        name.endswith(".toml")
+        and Path(name).name == name
+        and not name.startswith(".")
+        and (folder / name).is_file()
+    )
 
 
 @dataclass

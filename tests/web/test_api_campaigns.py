@@ -79,6 +79,8 @@ def test_files_and_saved_campaigns_share_one_list_and_name_space(web_world: WebW
     assert replaced.status_code == 200 and replaced.json()["description"] == "new words"
     unnamed = {"campaign": {k: v for k, v in greeting("x")["campaign"].items() if k != "name"}}
     assert client.put("/campaigns/greet2", json=unnamed).json()["name"] == "greet2"  # named by the path
+    by_file = client.put("/campaigns/greet2", json=greeting("greet2", segment="leaders.toml"))
+    assert by_file.status_code == 200, by_file.text  # a segment file of the folder, by its file name
     mismatch = client.put("/campaigns/greet2", json=greeting("other"))
     assert mismatch.status_code == 422 and "named 'other'" in mismatch.json()["error"]["message"]
     assert client.delete("/campaigns/greet2").status_code == 204
@@ -152,6 +154,9 @@ def test_roles(web_world: WebWorld) -> None:
         ),
         ({"campaign": {"name": "b", "action": "text"}}, "no audience"),
         ({"campaign": {"name": "b", "action": "text", "segment": "nobody"}}, "nobody"),
+        (greeting("b", segment="/etc/passwd"), "no saved segment or segment file"),
+        (greeting("b", segment="../campaigns.d/leaders.toml"), "no saved segment or segment file"),
+        (greeting("b", segment=["leaders"]), "no saved segment or segment file"),
         (greeting("b", template_id=""), "a template campaign needs template_id"),
         (greeting("b", control_percent=100), "control_percent must be in [0, 100)"),
         (greeting("b", schedule={"cron": "61 * * * *"}), "schedule cron"),
