@@ -64,7 +64,7 @@ def test_a_csv_upload_is_stored_once_with_rejected_lines(web_world: WebWorld) ->
     assert web_world.count("purchase") == before + 3
     (entry, *_) = [e for e in audit_rows(web_world, "purchases.import") if e["target"] == "popup"]
     assert entry["actor"] == "token:test-marketer" and entry["detail"]["imported"] == 3
-    assert entry["detail"]["rejected"] == 4
+    assert entry["detail"]["rejected_total"] == 4 and report["rejected_total"] == 4
 
 
 def test_json_rows(web_world: WebWorld) -> None:
@@ -145,6 +145,18 @@ def test_bad_forms_are_422(web_world: WebWorld) -> None:
     for form in ({"format": "xlsx"}, {"encoding": "ebcdic"}, {"source": "a\x01b"}, {"source": "x" * 101}):
         answer = client.post("/purchases/import", files=files, data=form)
         assert answer.status_code == 422 and answer.json()["error"]["code"] == "invalid", answer.text
+
+
+def test_the_answer_lists_the_first_rejected_rows(
+    web_world: WebWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(purchases, "MAX_REJECTED", 2)
+    report = (
+        web_world.client("marketer")
+        .post("/purchases/import", files={"file": ("o.csv", orders_csv(web_world, "R"))})
+        .json()
+    )
+    assert report["rejected_total"] == 4 and [r["line"] for r in report["rejected"]] == [3, 5]
 
 
 def test_a_file_too_large_is_413(web_world: WebWorld, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -29,6 +29,8 @@ router = APIRouter(prefix="/purchases", tags=["purchases"])
 #: the largest upload taken (larger: 413); bigger exports go through `scrm import purchases`
 MAX_UPLOAD_BYTES = 64 << 20
 _CHUNK = 1 << 20
+#: rejected rows listed in an answer (all are counted)
+MAX_REJECTED = 1000
 Source = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f]+$")]
 
 
@@ -47,7 +49,8 @@ class ImportAnswer(BaseModel):
     already_stored: int
     customers_created: int
     merges: int
-    rejected: list[Rejected]
+    rejected_total: int
+    rejected: list[Rejected] = Field(description=f"the first {MAX_REJECTED} rejected rows")
     ignored_columns: list[str]
 
 
@@ -103,12 +106,13 @@ def _run(
         "already_stored": report.already_stored,
         "customers_created": report.customers_created,
         "merges": len(report.merges),
-        "rejected": [{"line": e.line, "error": e.message} for e in report.rejected],
+        "rejected_total": len(report.rejected),
+        "rejected": [{"line": e.line, "error": e.message} for e in report.rejected[:MAX_REJECTED]],
         "ignored_columns": report.ignored_columns,
     }
     with store.connect() as conn:
         counts = {k: v for k, v in answer.items() if k not in ("source", "rejected", "ignored_columns")}
-        detail = {"file": name, **counts, "rejected": len(report.rejected)}
+        detail = {"file": name, **counts}
         audit(conn, caller.actor, "purchases.import", source, detail)
     return answer
 
