@@ -40,7 +40,12 @@ def community_map(store: Store, *, nodes: int = 300, communities: int = 12) -> d
                 int(i)
                 for i in conn.execute(
                     sa.select(s.customer_id)
-                    .where(s.run_id == run.id, s.community_id.in_(list(order)), s.customer_id.notin_(chosen))
+                    .where(
+                        s.run_id == run.id,
+                        s.community_id.in_(list(order)),
+                        s.social_value.isnot(None),  # always true: lets the (run, community) index serve
+                        s.customer_id.notin_(chosen),
+                    )
                     .order_by(s.influence.desc(), s.customer_id)
                     .limit(room)
                 ).scalars()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Iterator
+from datetime import timedelta
 from html.parser import HTMLParser
 from urllib.parse import urlsplit
 
@@ -12,6 +13,7 @@ import httpx
 import pytest
 
 from campaigns import library
+from graph.pipeline import rescore
 from graph.reports import community_report, explain_customer, funnel_report, top_customers
 from graph.views import scored_count
 from scrm.web.dashboard.base import CSP
@@ -197,3 +199,19 @@ def test_the_browser_language_is_followed_without_a_choice(web_world: WebWorld) 
         assert re.search(r"评分截至 \d{4}年\d{1,2}月\d{1,2}日", page.text)  # dates formatted by Babel
     with signed_in(web_world, "viewer", lang="fr-FR") as client:
         assert "Lifecycle funnel" in client.get("/funnel").text
+
+
+def test_the_funnel_kept_by_a_worker_follows_a_new_score_run(fresh_web_world: WebWorld) -> None:
+    world = fresh_web_world
+    with signed_in(world, "viewer") as client:
+        before = client.get("/funnel").text
+        later = world.now + timedelta(days=30)
+        rescore(world.store, world.settings, now=later)
+        after = client.get("/funnel").text
+        assert after != before
+        local = later.astimezone(world.settings.scrm.tz)
+        assert f"{local:%b} {local.day}, {local.year}" in after  # the new run's "as of"
+        report = funnel_report(world.store)
+        for stage in report["stages"]:
+            row = re.search(rf'data-stage="{stage["stage"]}"><td>[^<]*</td><td class="num">([\d,]+)<', after)
+            assert row and int(row.group(1).replace(",", "")) == stage["customers"]
