@@ -27,8 +27,13 @@ def test_a_page_without_a_session_redirects_to_the_login(web_world: WebWorld) ->
             assert answer.status_code == 303, path
             target = urlsplit(answer.headers["location"])
             assert target.path == "/login" and parse_qs(target.query)["next"] == [path]
+        answer = client.get("/leaderboard", params={"by": "clv", "page": "2"})  # back to the same page
+        assert parse_qs(urlsplit(answer.headers["location"]).query)["next"] == ["/leaderboard?by=clv&page=2"]
         htmx = client.get("/leaderboard/explain/1", headers={"HX-Request": "true"})
         assert htmx.status_code == 401 and htmx.headers["HX-Redirect"].startswith("/login?")
+        page = f"{web_world.server_url}/leaderboard?page=2"
+        htmx = client.get("/leaderboard/explain/1", headers={"HX-Request": "true", "HX-Current-URL": page})
+        assert parse_qs(urlsplit(htmx.headers["HX-Redirect"]).query)["next"] == ["/leaderboard"]
         assert client.get("/").headers["location"] == "/overview"
 
 

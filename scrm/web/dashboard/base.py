@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from babel.support import NullTranslations
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -184,7 +184,10 @@ def _run(handler: Handler, ctx: Ctx) -> Response:
 
 
 def _to_login(request: Request, expired: bool) -> Response:
-    target = "/login?" + urlencode({"next": request.url.path, **({"expired": "1"} if expired else {})})
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    if request.headers.get("hx-request") == "true" or request.method != "GET":  # back to the page, not
+        here = urlsplit(request.headers.get("hx-current-url", "")).path or "/overview"  # to a fragment
+    target = "/login?" + urlencode({"next": here, **({"expired": "1"} if expired else {})})
     if request.headers.get("hx-request") == "true":
         return Response(status_code=401, headers={"HX-Redirect": target})
     return RedirectResponse(target, status_code=303)
