@@ -12,7 +12,8 @@ apart (communities of about 200 with leaders and bridges); deliveries of one cam
 
 The built store is cached (SQLite: a file under ``bench/out/web/``; PostgreSQL: a schema of the
 ``test`` database), keyed by size, seed and :data:`VERSION`, and reused by later runs; each run still
-upgrades it to the code's schema (``scrm init``), so a new migration's indexes are built on it.
+upgrades it to the code's schema (``scrm init``). PostgreSQL's tables are vacuumed and analysed, as
+autovacuum would after a bulk load.
 """
 
 from __future__ import annotations

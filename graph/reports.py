@@ -19,6 +19,7 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from graph import rankings
 from graph.inputs import fetch_columns
 from graph.lifecycle import STAGES, funnel
 from graph.snapshots import (
@@ -141,29 +142,25 @@ def top_customers(
     """The customers ranked highest by ``by`` in the latest run (from the ``offset``-th on), each with
     its points per component.
 
-    The page's customer ids are ranked first, on their own (by social value from an index alone, a
-    community's members through theirs: see :data:`scrm.models.RANKED`), and only that page's rows are
-    then read and named: a deep page skips index entries, not joined rows.
+    The page's customer ids come from the run's ranking held in memory (:mod:`graph.rankings`: read
+    once per process and run, then any page at any depth is a slice); only that page's rows are read.
     """
     with store.connect() as conn:
         run = latest_run(conn)
+        ranked = rankings.ranking(conn, run.id, run.finished_at, TOP_BY[by])
+        ids = ranked.page(community=community, limit=limit, offset=offset)
         s = score_t.c
-        rank = (s[TOP_BY[by]].desc(), s.customer_id)
-        page = sa.select(s.customer_id).where(s.run_id == run.id)
-        if community is not None:
-            page = page.where(s.community_id == community)
-        if community is not None or by == "social_value":  # may use the ranking indexes (see RANKED)
-            page = page.where(s.social_value.is_not(None))
-        ids = page.order_by(*rank).limit(limit).offset(offset).subquery("page")
         query = (
             sa.select(*(s[name] for name in _ROW_COLUMNS), *(s[n] for _, n in COMPONENTS.values()))
             .add_columns(customer_t.c.display_name)
-            .select_from(ids)
-            .join(score_t, sa.and_(s.run_id == run.id, s.customer_id == ids.c.customer_id))
-            .join(customer_t, customer_t.c.id == s.customer_id)
-            .order_by(*rank)
+            .join_from(score_t, customer_t, customer_t.c.id == s.customer_id)
         )
-        return run, [_row(run, row) for row in conn.execute(query)]
+        found: dict[int, Any] = {}
+        for start in range(0, len(ids), 10_000):  # bound parameters: SQLite takes 32,766 at most
+            chunk = ids[start : start + 10_000]
+            for row in conn.execute(query.where(s.run_id == run.id, s.customer_id.in_(chunk))):
+                found[row.customer_id] = row
+    return run, [_row(run, found[i]) for i in ids if i in found]
 
 
 def community_report(

@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from graph import rankings
 from graph.reports import latest_run, recent_runs
 from graph.snapshots import change_t, community_t, run_t, score_t
 from scrm.models import CampaignRun, Delivery
@@ -147,17 +148,14 @@ def scored_filter(store: Store, conditions: ScoreFilter) -> sa.Select[Any] | Non
 def scored_count(store: Store, *, community: int | None = None) -> int:
     """How many customers the latest run scored (in ``community`` when given).
 
-    The whole run's count is the one its summary recorded when it was written (counting a million
-    rows on every leaderboard page costs 40-80 ms); a community's members are counted through the
-    ranking index (stating its condition, :data:`scrm.models.RANKED`).
+    Counted in the run's ranking held in memory (:mod:`graph.rankings`, which the leaderboard's page
+    reads anyway): counting a million rows on every page would cost 40-80 ms, a community's members
+    a scan of the run.
     """
     with store.connect() as conn:
         run = latest_run(conn)
-        recorded = run.summary.get("customers")
-        if community is None and isinstance(recorded, int):
-            return recorded
-        where = [*ScoreFilter(community=community).where(run.id), score_t.c.social_value.is_not(None)]
-        return int(conn.execute(sa.select(sa.func.count()).select_from(score_t).where(*where)).scalar_one())
+        ranked = rankings.ranking(conn, run.id, run.finished_at, "social_value")
+    return ranked.count(community)
 
 
 def community_count(store: Store) -> int:
