@@ -64,7 +64,7 @@ _lock = threading.Lock()
 def _read(conn: Connection, run_id: int, column: str) -> Ranking:
     customers, communities, values = fetch_columns(
         conn,
-        [("customer_id", "int8"), ("COALESCE(community_id, -1)", "int8"), (column, "float8")],
+        [("customer_id", "int4"), ("COALESCE(community_id, -1)", "int4"), (column, "float8")],
         "FROM customer_score WHERE run_id = %s",
         (run_id,),
     )
