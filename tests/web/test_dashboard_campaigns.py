@@ -119,7 +119,15 @@ def test_dry_run_run_pause_and_results(web_world: WebWorld) -> None:
             == 403
         )
         dry = client.post(f"/campaigns/{name}/dry-run", headers=htmx)
-        assert dry.status_code == 200 and 'data-testid="dry-run-result"' in dry.text
+        assert (
+            dry.status_code == 200 and 'data-testid="dry-run-result"' in dry.text and "<html" not in dry.text
+        )
+        plain = client.post(f"/campaigns/{name}/dry-run", data={"csrf_token": token})  # no JavaScript
+        assert (
+            plain.status_code == 200
+            and "<html" in plain.text
+            and 'data-testid="dry-run-result"' in plain.text
+        )
         assert web_world.count("campaign_run", "WHERE campaign = :n", n=name) == 0  # nothing stored
         unconfirmed = client.post(f"/campaigns/{name}/run", data={"csrf_token": token, "run_key": "r1"})
         assert unconfirmed.status_code == 422

@@ -162,11 +162,12 @@ def detail(ctx: Ctx) -> Response:
 def dry_run(ctx: Ctx) -> Response:
     """Plan and render the campaign without storing or sending anything (a fragment)."""
     info = _name(ctx)
+    template = "fragments/dry_run.html" if ctx.htmx else "dry_run.html"  # a page without JavaScript
     try:
         result = library.dry_run(ctx.store, ctx.settings, info.name, sample=3)
     except (CampaignError, TemplateError) as exc:
-        return ctx.render("fragments/dry_run.html", status=422, error=str(exc))
-    return ctx.render("fragments/dry_run.html", result=result)
+        return ctx.render(template, status=422, error=str(exc), name=info.name)
+    return ctx.render(template, result=result, name=info.name)
 
 
 @page("write")
