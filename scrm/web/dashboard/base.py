@@ -79,6 +79,7 @@ class Dashboard:
         env.install_gettext_translations(translations.get(lang, NullTranslations()), newstyle=True)  # type: ignore[attr-defined]
         env.filters.update(Formats(lang, self.settings.scrm.tz).filters())
         env.filters["tojson_attr"] = lambda value: json.dumps(value, ensure_ascii=False)
+        env.filters["pretty"] = lambda value: json.dumps(value, ensure_ascii=False, indent=2, default=str)
         env.globals["lang"] = lang
         return env
 
