@@ -51,7 +51,9 @@ def test_login_with_the_right_password_opens_the_page_asked_for(web_world: WebWo
         assert page.status_code == 200 and name in page.text
         assert web_world.count("audit_log", "WHERE action = 'user.login' AND target = :u", u=name) == 1
         client.cookies.clear()  # an address of another site is not followed after the login
-        assert login(client, name, next_page="//evil.example/x").headers["location"] == "/overview"
+        for elsewhere in ("//evil.example/x", "/\t/evil.example", "/\\evil.example", "https://evil.example/"):
+            client.cookies.clear()
+            assert login(client, name, next_page=elsewhere).headers["location"] == "/overview", elsewhere
 
 
 def test_a_wrong_password_is_refused_and_counted(web_world: WebWorld) -> None:

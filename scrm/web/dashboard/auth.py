@@ -17,8 +17,19 @@ __all__ = ["routes"]
 
 
 def _local(target: str) -> str:
-    """``target`` when it is a path of this site (no open redirect), else the overview."""
-    if target.startswith("/") and not target.startswith(("//", "/\\")) and "\n" not in target:
+    """``target`` when it is a path of this site (no open redirect), else the overview.
+
+    Browsers drop tabs and line breaks from addresses and read ``\\`` as ``/``: a target with either,
+    or with spaces or control characters, is refused rather than cleaned.
+
+    >>> _local("/leaderboard?page=2"), _local("//evil.example"), _local("/\t/evil.example")
+    ('/leaderboard?page=2', '/overview', '/overview')
+    """
+    if (
+        target.startswith("/")
+        and not target.startswith("//")
+        and not any(c <= " " or c == "\\" for c in target)
+    ):
         return target
     return "/overview"
 
