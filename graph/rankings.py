@@ -57,7 +57,9 @@ class Ranking:
         return int(np.count_nonzero(self.community_ids == community))
 
 
-_cache: OrderedDict[tuple[str, int, str, str], Ranking] = OrderedDict()
+_Key = tuple[str, int, str, str]
+_cache: OrderedDict[_Key, Ranking] = OrderedDict()
+_loading: dict[_Key, threading.Lock] = {}
 _lock = threading.Lock()
 
 
@@ -81,16 +83,31 @@ def ranking(conn: Connection, run_id: int, finished_at: datetime | None, column:
     """
     stamp = finished_at.isoformat() if finished_at else ""
     key = (conn.engine.url.render_as_string(hide_password=True), run_id, stamp, column)
-    with _lock:  # concurrent first requests wait for one read
-        found = _cache.get(key)
+    with _lock:
+        found = _kept(key)
         if found is not None:
-            _cache.move_to_end(key)
+            return found
+        loading = _loading.setdefault(key, threading.Lock())
+    with loading:  # concurrent first requests for this ranking wait for one read; others go on
+        with _lock:
+            found = _kept(key)
+        if found is not None:
             return found
         ranked = _read(conn, run_id, column)
-        _cache[key] = ranked
-        while len(_cache) > 1 and sum(len(r) for r in _cache.values()) > MAX_IDS:
-            _cache.popitem(last=False)
+        with _lock:
+            _cache[key] = ranked
+            _loading.pop(key, None)
+            while len(_cache) > 1 and sum(len(r) for r in _cache.values()) > MAX_IDS:
+                _cache.popitem(last=False)
         return ranked
+
+
+def _kept(key: _Key) -> Ranking | None:
+    """The ranking kept under ``key`` (marked as the most recently used), if any; under ``_lock``."""
+    found = _cache.get(key)
+    if found is not None:
+        _cache.move_to_end(key)
+    return found
 
 
 def clear() -> None:

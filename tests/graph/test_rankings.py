@@ -5,6 +5,7 @@ again at the same URL."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
+from graph import rankings
 from graph.reports import TOP_BY, TopBy, top_customers
 from graph.snapshots import (
     SCORE_COLUMNS,
@@ -142,3 +144,26 @@ def test_a_database_made_again_at_the_same_url_is_not_read_from_memory(tmp_path:
         orders.append(got)
         store.close()
     assert orders[0] != orders[1]
+
+
+def test_concurrent_first_requests_read_the_ranking_once(
+    scored: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads: list[int] = []
+    real = rankings._read
+
+    def counted(conn: Any, run_id: int, column: str) -> rankings.Ranking:
+        reads.append(run_id)
+        return real(conn, run_id, column)
+
+    rankings.clear()
+    monkeypatch.setattr(rankings, "_read", counted)
+    with ThreadPoolExecutor(4) as pool:
+        pages = list(pool.map(lambda offset: _ids(scored, offset), [0, 0, 50, 100]))
+    assert reads == [1]
+    expected = _expected(scored, 1, "reach_two_hop", None)
+    assert pages == [expected[0:50], expected[0:50], expected[50:100], expected[100:150]]
+
+
+def _ids(store: Store, offset: int) -> list[int]:
+    return [r["customer_id"] for r in top_customers(store, by="reach", limit=50, offset=offset)[1]]
