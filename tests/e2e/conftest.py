@@ -49,9 +49,20 @@ class Dashboard:
 
 @dataclass
 class Offsite:
-    """Requests the page tried to send outside 127.0.0.1 (each was refused)."""
+    """Requests the page tried to send outside 127.0.0.1 (each was refused), and every URL it asked for."""
 
     urls: list[str] = field(default_factory=list)
+    seen: list[str] = field(default_factory=list)
+
+    def none_left_local(self) -> bool:
+        """True when nothing was sent outside 127.0.0.1 (and something was sent at all)."""
+        local = all(_local(url) for url in self.seen)
+        return bool(self.seen) and local and not self.urls
+
+
+def _local(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme not in ("http", "https", "ws", "wss") or parts.hostname in LOCAL_HOSTS
 
 
 def _chromium() -> str | None:
@@ -104,15 +115,15 @@ def page(browser: Browser, offsite: Offsite) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="en-US")
 
     def guard(route: Route) -> None:
-        parts = urlsplit(route.request.url)
-        if parts.scheme in ("http", "https", "ws", "wss") and parts.hostname not in LOCAL_HOSTS:
+        if _local(route.request.url):
+            route.continue_()
+        else:
             offsite.urls.append(route.request.url)
             route.abort()
-        else:
-            route.continue_()
 
     context.route("**/*", guard)
     new_page = context.new_page()
+    new_page.on("request", lambda request: offsite.seen.append(request.url))
     new_page.set_default_timeout(15_000)
     try:
         yield new_page
