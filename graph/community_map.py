@@ -1,7 +1,8 @@
 """The community map's data: a bounded sample of the latest run's communities as a graph.
 
 The largest ``communities`` communities are drawn; from each, its leaders and strongest bridges first,
-then the most influential other members, ``nodes`` customers at most in all, with the ties
+then the members of highest social value (from the leaderboard's ranking, :mod:`graph.rankings`),
+``nodes`` customers at most in all, with the ties
 (:class:`~scrm.models.Relation`) between the customers drawn. The size of a node follows the square
 root of its influence. Whatever the store's size, it reads a few hundred customers and their ties.
 """
@@ -10,8 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import sqlalchemy as sa
 
+from graph.rankings import ranking
 from graph.reports import community_report
 from graph.snapshots import score_t
 from scrm.models import Customer, Relation
@@ -35,21 +38,14 @@ def community_map(store: Store, *, nodes: int = 300, communities: int = 12) -> d
     s = score_t.c
     with store.connect() as conn:
         room = nodes - len(chosen)
-        if room > 0 and order:
-            chosen += [
-                int(i)
-                for i in conn.execute(
-                    sa.select(s.customer_id)
-                    .where(
-                        s.run_id == run.id,
-                        s.community_id.in_(list(order)),
-                        s.social_value.isnot(None),  # always true: lets the (run, community) index serve
-                        s.customer_id.notin_(chosen),
-                    )
-                    .order_by(s.influence.desc(), s.customer_id)
-                    .limit(room)
-                ).scalars()
-            ]
+        if room > 0 and order:  # the best of the drawn communities by social value: the leaderboard's
+            ranked = ranking(conn, run.id, run.finished_at, "social_value")  # ranking, kept in memory
+            taken = set(chosen)
+            for customer in ranked.customer_ids[np.isin(ranked.community_ids, list(order))]:
+                if len(chosen) >= nodes:
+                    break
+                if int(customer) not in taken:
+                    chosen.append(int(customer))
         rows = (
             conn.execute(
                 sa.select(s.customer_id, s.community_id, s.is_leader, s.is_bridge, s.influence)
