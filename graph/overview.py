@@ -1,4 +1,4 @@
-"""The dashboard's overview: followers, new and lost followers and interactions per day, campaigns.
+"""The dashboard's overview: followers, new and lost followers and interactions per day; campaign runs.
 
 Days are calendar days in the given time zone (its offset at the end of the window: a zone that
 changes its offset inside the window shifts those days by the difference). The window ends at the
@@ -18,7 +18,7 @@ from graph.snapshots import epoch_sql
 from scrm.models import CampaignRun, Customer, Delivery, Follow, Interaction
 from scrm.store import Store
 
-__all__ = ["overview"]
+__all__ = ["campaign_runs", "overview"]
 
 follow_t = Follow.__table__  # type: ignore[attr-defined]
 interaction_t = Interaction.__table__  # type: ignore[attr-defined]
@@ -46,15 +46,14 @@ def _per_day(
 
 
 def overview(store: Store, zone: tzinfo, *, days: int = 30, now: datetime | None = None) -> dict[str, Any]:
-    """Totals, a ``days``-day series of new followers, lost followers and interactions, and campaigns.
+    """Totals and a ``days``-day series of new followers, lost followers and interactions.
 
     Returns
     -------
     dict
         ``customers``, ``followers`` (open follows), ``until`` (end of the window), ``days``: one
         ``{"day", "new", "lost", "interactions"}`` per day (oldest first), ``new``, ``lost`` and
-        ``interactions`` (totals over the window), ``campaigns``: the ten latest campaign runs with
-        their status and deliveries per status, and ``sending`` (runs still sending).
+        ``interactions`` (totals over the window).
     """
     now = now or datetime.now(UTC)
     with store.connect() as conn:
@@ -73,7 +72,6 @@ def overview(store: Store, zone: tzinfo, *, days: int = 30, now: datetime | None
             sa.select(sa.func.count()).where(customer_t.c.merged_into_id.is_(None))
         ).scalar_one()
         followers = conn.execute(sa.select(sa.func.count()).where(f.unsubscribed_at.is_(None))).scalar_one()
-        campaigns = _campaigns(conn)
     epoch = date(1970, 1, 1)
     series = []
     for i in range(days):
@@ -95,12 +93,17 @@ def overview(store: Store, zone: tzinfo, *, days: int = 30, now: datetime | None
         "new": sum(d["new"] for d in series),
         "lost": sum(d["lost"] for d in series),
         "interactions": sum(d["interactions"] for d in series),
-        "campaigns": campaigns,
-        "sending": sum(1 for c in campaigns if c["status"] == "sending"),
     }
 
 
-def _campaigns(conn: Connection, limit: int = 10) -> list[dict[str, Any]]:
+def campaign_runs(store: Store, *, limit: int = 10) -> list[dict[str, Any]]:
+    """The ``limit`` latest campaign runs, newest first: ``run_id``, ``campaign``, ``status``,
+    ``started_at``, ``finished_at`` and ``deliveries`` (how many per delivery status)."""
+    with store.connect() as conn:
+        return _campaign_runs(conn, limit)
+
+
+def _campaign_runs(conn: Connection, limit: int) -> list[dict[str, Any]]:
     r, d = run_t.c, delivery_t.c
     runs = conn.execute(
         sa.select(r.id, r.campaign, r.status, r.started_at, r.finished_at)

@@ -134,6 +134,7 @@ def test_dry_run_run_pause_and_results(web_world: WebWorld) -> None:
         key = re.search(r'name="run_key" value="([^"]+)"', page.text)
         assert key
         form = {"csrf_token": token, "run_key": key.group(1), "confirm": "yes"}
+        assert f'href="/campaigns/{name}"' not in client.get("/overview").text  # figures now kept a minute
         started = client.post(f"/campaigns/{name}/run", data=form)
         assert started.status_code == 303 and "started=" in started.headers["location"]
         assert join_runs(60)
@@ -144,6 +145,7 @@ def test_dry_run_run_pause_and_results(web_world: WebWorld) -> None:
             "delivery", "WHERE run_id IN (SELECT id FROM campaign_run WHERE campaign = :n)", n=name
         )
         assert runs > 0
+        assert f'href="/campaigns/{name}"' in client.get("/overview").text  # the run shows at once
         results = client.get(f"/campaigns/{name}").text
         assert 'data-testid="result-row" data-group="control"' in results
         assert 'data-testid="run-row"' in results and 'data-testid="reply-uplift"' in results

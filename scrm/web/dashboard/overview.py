@@ -1,7 +1,8 @@
 """``/overview``: followers, new and lost per day, interactions per day, campaigns active and running.
 
-The figures read every follow of the store (a few hundred milliseconds at a million followers), so a
-worker keeps them for a minute (:data:`KEEP_SECONDS`).
+The follower and interaction figures read every follow of the store (a few hundred milliseconds at a
+million followers), so a worker keeps them for a minute (:data:`KEEP_SECONDS`); the campaigns are
+read on every request.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from campaigns import library
+from graph.overview import campaign_runs
 from graph.overview import overview as overview_data
 from scrm.web.dashboard.base import Ctx, page
 
@@ -37,6 +39,7 @@ def overview(ctx: Ctx) -> Response:
     """The overview page (``?days=`` 7 to 180, default 30)."""
     days = ctx.int_param("days", 30, 7, 180)
     data = _figures(ctx, days)
+    runs = campaign_runs(ctx.store)  # not kept: a run just started shows at once
     active = [
         c
         for c in library.list_campaigns(ctx.store, ctx.settings)
@@ -50,7 +53,10 @@ def overview(ctx: Ctx) -> Response:
             "interactions": [d["interactions"] for d in data["days"]],
         },
     }
-    return ctx.render("overview.html", data=data, chart=chart, days=days, active=active)
+    sending = sum(1 for r in runs if r["status"] == "sending")
+    return ctx.render(
+        "overview.html", data=data, chart=chart, days=days, active=active, runs=runs, sending=sending
+    )
 
 
 routes = [Route("/overview", overview)]
