@@ -16,6 +16,7 @@ from campaigns import library
 from graph.pipeline import rescore
 from graph.reports import community_report, explain_customer, funnel_report, top_customers
 from graph.views import scored_count
+from scrm.models import Customer
 from scrm.web.dashboard.base import CSP
 from tests.web.dashboard_env import signed_in
 from tests.web.world import WebWorld
@@ -215,3 +216,15 @@ def test_the_funnel_kept_by_a_worker_follows_a_new_score_run(fresh_web_world: We
         for stage in report["stages"]:
             row = re.search(rf'data-stage="{stage["stage"]}"><td>[^<]*</td><td class="num">([\d,]+)<', after)
             assert row and int(row.group(1).replace(",", "")) == stage["customers"]
+
+
+def test_names_from_the_data_are_escaped(web_world: WebWorld, viewer: httpx.Client) -> None:
+    top = top_customers(web_world.store, limit=1)[1][0]["customer_id"]
+    hostile = "<script>alert('x')</script>\" onmouseover=\"alert(1)"
+    customers = Customer.__table__  # type: ignore[attr-defined]
+    with web_world.store.connect() as conn:
+        conn.execute(customers.update().where(customers.c.id == top).values(display_name=hostile))
+    for path in ("/leaderboard", f"/customers/{top}", f"/leaderboard/explain/{top}", "/communities"):
+        page = viewer.get(path).text
+        assert "<script>alert" not in page and '" onmouseover="' not in page, path
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in viewer.get(f"/customers/{top}").text
