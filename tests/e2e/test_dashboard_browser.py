@@ -1,12 +1,14 @@
 """The dashboard in real headless Chromium: sign in, the leaderboard, a customer, a campaign built and
 dry-run, the Chinese interface; on SQLite and PostgreSQL, nothing requested outside 127.0.0.1.
 
-Each page's screenshot (full page, 1280x800 viewport) is written to ``docs/screenshots/<page>.png`` by
-the SQLite run (the README shows them); the PostgreSQL run writes its own to a temporary folder.
+Each page's screenshot (full page, 1280x800 viewport) is taken on every run, into a temporary folder;
+with ``SCRM_SCREENSHOTS=1`` the SQLite run writes them to ``docs/screenshots/<page>.png`` instead (the
+README shows them): ``SCRM_SCREENSHOTS=1 python3 scripts/test.py tests/e2e -k browser``.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -21,8 +23,8 @@ CJK = re.compile(r"[\u4e00-\u9fff]")
 
 @pytest.fixture
 def shots(dashboard: Dashboard, tmp_path: Path) -> Path:
-    """Where this run's screenshots go: docs/screenshots from SQLite, a temporary folder otherwise."""
-    if dashboard.backend == "sqlite":
+    """Where this run's screenshots go: docs/screenshots from SQLite with SCRM_SCREENSHOTS=1, else tmp."""
+    if dashboard.backend == "sqlite" and os.environ.get("SCRM_SCREENSHOTS") == "1":
         SHOTS.mkdir(parents=True, exist_ok=True)
         return SHOTS
     return tmp_path
