@@ -177,3 +177,19 @@ def test_the_signing_key_is_made_once_beside_the_config_or_taken_from_the_enviro
     assert "from-the-environment" not in repr(given.web)  # a secret: masked when printed
     token = SessionCodec(given).dump(Session.signed_in("someone", time.time()))
     assert SessionCodec(settings).load(token, time.time())[1] == "new"  # another key: not a session
+
+
+def test_a_dashboard_session_does_not_open_the_api(web_world: WebWorld) -> None:
+    """The API takes bearer tokens only: a signed-in browser's cookie (sent on its own, CSRF-prone)
+    gets a 401 there, while the same session opens the dashboard's pages."""
+    with signed_in(web_world, "admin") as client:
+        assert client.get("/leaderboard").status_code == 200
+        for method, path in (
+            ("GET", "/api/v1/customers"),
+            ("GET", "/api/v1/audit"),
+            ("POST", "/api/v1/tokens"),
+        ):
+            answer = client.request(method, path, json={"name": "x", "role": "admin"})
+            assert answer.status_code == 401, (method, path)
+            assert answer.json()["error"]["code"] == "unauthenticated"
+    assert web_world.count("api_token", "WHERE name = :n", n="x") == 0

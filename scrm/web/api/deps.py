@@ -123,14 +123,15 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
 def _principal(request: Request) -> Principal:
-    """The caller, from ``Authorization: Bearer TOKEN`` (or the dashboard's session, when logged in)."""
+    """The caller, from ``Authorization: Bearer TOKEN`` only.
+
+    The dashboard's session cookie is not accepted here: a cookie is sent by the browser on its own,
+    so the API would need the dashboard's CSRF check too; a bearer token cannot be forged that way.
+    """
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() == "bearer" and token.strip():
         return access.authenticate_token(get_store(request), token.strip())
-    session_user = request.scope.get("scrm.principal")
-    if isinstance(session_user, Principal):
-        return session_user
     raise AccessError("authenticate with Authorization: Bearer <token> (scrm token create)")
 
 
