@@ -22,6 +22,7 @@ from scrm.models import (
     Relation,
     Tag,
 )
+from scrm.search import matching_ids
 from scrm.store import Store
 
 __all__ = ["CustomerSummary", "customer_record", "list_customers"]
@@ -52,11 +53,6 @@ class CustomerSummary:
         }
 
 
-def _like(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 def list_customers(
     store: Store,
     *,
@@ -66,18 +62,13 @@ def list_customers(
     offset: int = 0,
     within: sa.Select[Any] | None = None,
 ) -> tuple[int, list[CustomerSummary]]:
-    """(number of matching customers, one page of them). ``search`` matches names and keys;
+    """(number of matching customers, one page of them). ``search`` matches names and keys as
+    :mod:`scrm.search` says (3+ characters anywhere, shorter ones the start of a name);
     ``within``, a select of customer ids, keeps only those customers."""
     c = customer_t.c
     where = [c.merged_into_id.is_(None)]
     if within is not None:
         where.append(c.id.in_(within))
-    if search:
-        pattern = _like(search.strip().lower())
-        by_key = sa.select(identity_t.c.customer_id).where(
-            sa.func.lower(identity_t.c.value).like(pattern, escape="\\")
-        )
-        where.append(sa.or_(sa.func.lower(c.display_name).like(pattern, escape="\\"), c.id.in_(by_key)))
     p = purchase_t.c
     stats = (
         sa.select(
@@ -96,6 +87,8 @@ def list_customers(
         "orders": [sa.func.coalesce(stats.c.orders, 0).desc(), c.id],
     }[sort]
     with store.connect() as conn:
+        if search and search.strip():
+            where.append(c.id.in_(matching_ids(conn, search)))
         total = conn.execute(sa.select(sa.func.count()).select_from(customer_t).where(*where))
         count = int(total.scalar_one())
         if sort == "id":  # no need to aggregate every customer for the default page

@@ -129,7 +129,12 @@ def import_purchases_cmd(
 
 
 @cli.command()
-@click.option("--search", "-s", help="Match names, phone, email, openid or unionid (substring).")
+@click.option(
+    "--search",
+    "-s",
+    help="3+ characters: anywhere in a name or key (phone, email, openid...), any case; "
+    "1-2 characters: the start of a name.",
+)
 @click.option(
     "--sort",
     type=click.Choice(["id", "spent", "recent", "orders"]),

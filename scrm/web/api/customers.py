@@ -59,7 +59,13 @@ def customers(
     page: PagingDep,
     _caller: Annotated[Principal, viewer],
     q: Annotated[
-        str | None, Query(max_length=200, pattern=NO_NUL, description="matches names and keys")
+        str | None,
+        Query(
+            max_length=200,
+            pattern=NO_NUL,
+            description="3 characters or more: found anywhere in a name or any key (phone, email, "
+            "openid, unionid...), ignoring case; 1 or 2 characters: the start of a name",
+        ),
     ] = None,
     sort: Annotated[Literal["id", "spent", "recent", "orders"], Query()] = "id",
     stage: Annotated[Stage | None, Query(description="lifecycle stage in the latest scores")] = None,
