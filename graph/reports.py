@@ -15,17 +15,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from graph import rankings
-from graph.inputs import fetch_columns
-from graph.lifecycle import STAGES, funnel
+from graph.funnels import SUMMARY_KEY, compute_funnel
 from graph.snapshots import (
     change_t,
     community_t,
-    epoch_sql,
     run_t,
     score_t,
     warning_t,
@@ -349,49 +346,15 @@ def funnel_report(store: Store) -> dict[str, Any]:
     :func:`graph.lifecycle.funnel`: the conversion a -> b is the share of the customers who ever
     entered a that entered b later; time in stage the median length of the stays that ended.
     ``moves`` counts the recorded changes a -> b (a customer's next stage after a).
+
+    The funnel is the one computed when the run was written (kept in its summary, one row to
+    read: :mod:`graph.funnels`); for a run written before it was kept, it is computed now.
     """
     with store.connect() as conn:
         run = latest_run(conn)
-        s, ch = score_t.c, change_t.c
-        now_counts: dict[str, int] = dict(
-            conn.execute(
-                sa.select(s.stage, sa.func.count()).where(s.run_id == run.id).group_by(s.stage)
-            ).all()
-        )
-        moves = conn.execute(
-            sa.select(ch.from_stage, ch.to_stage, sa.func.count())
-            .where(ch.from_stage != "")
-            .group_by(ch.from_stage, ch.to_stage)
-            .order_by(sa.func.count().desc(), ch.from_stage, ch.to_stage)
-        ).all()
-        code = sa.case({name: i for i, name in enumerate(STAGES)}, value=ch.to_stage, else_=len(STAGES))
-        sql_code = str(code.compile(conn, compile_kwargs={"literal_binds": True}))  # constants only
-        customers, stage_code, at = fetch_columns(
-            conn,
-            [("customer_id", "int4"), (sql_code, "int4"), (epoch_sql(conn, "changed_at"), "float8")],
-            "FROM stage_change",
-            (),
-        )
-    names = np.array([*STAGES, ""], dtype=object)
-    f = funnel(customers, np.full(len(customers), "", dtype=object), names[stage_code], at)
-
-    def maybe(value: float, digits: int) -> float | None:
-        return None if value != value else round(value, digits)  # NaN: nobody yet
-
-    return {
-        **run.as_dict(),
-        "stages": [
-            {
-                "stage": stage,
-                "customers": int(now_counts.get(stage, 0)),
-                "entered": f.entered.get(stage, 0),
-                "median_days_in_stage": maybe(f.median_days_in_stage.get(stage, float("nan")), 1),
-            }
-            for stage in STAGES
-        ],
-        "conversion": [{"from": a, "to": b, "rate": maybe(rate, 4)} for (a, b), rate in f.conversion.items()],
-        "moves": [{"from": a, "to": b, "customers": int(n)} for a, b, n in moves],
-    }
+        kept = run.summary.get(SUMMARY_KEY)
+        data = kept if isinstance(kept, dict) else compute_funnel(conn, run.id)
+    return {**run.as_dict(), **data}
 
 
 def churn_report(

@@ -19,7 +19,7 @@ this one read the previous snapshot.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -293,8 +293,12 @@ def write_snapshot(
     as_of: datetime,
     previous: Previous,
     summary: Mapping[str, Any],
+    summarise: Callable[[Connection], Mapping[str, Any]] | None = None,
 ) -> WriteResult:
     """Write a run's snapshot, stage changes and churn warnings, and mark it ``done``, atomically.
+
+    ``summarise``, given the connection once the rows are written (same transaction), returns more
+    entries for the run's summary (the pipeline keeps the funnel there: :mod:`graph.funnels`).
 
     A stage change keeps the reasons of the new stage, except on a customer's first scoring into
     prospect, new, active or churned (their reason is plain from the snapshot: never bought, one
@@ -342,6 +346,7 @@ def write_snapshot(
             "stage_changes": result.stage_changes,
             "new_churn_warnings": new_warnings,
             "resolved_churn_warnings": resolved,
+            **(summarise(conn) if summarise else {}),
         }
         conn.execute(
             sa.update(run_t)

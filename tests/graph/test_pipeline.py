@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
+from graph.funnels import compute_funnel
 from graph.pipeline import rescore
 from scrm.cli import cli
 from scrm.config import Settings, load_settings
@@ -251,6 +252,31 @@ def test_a_second_run_keeps_community_ids_and_records_stage_changes(
     explained = scrm_json(runner, config, "explain", str(fan0))
     assert [h["stage"] for h in explained["history"]] == ["new", "prospect"]
     assert explained["stage_from"] == "prospect" and "first purchase" in explained["stage_reason"]
+
+
+def test_the_funnel_is_kept_with_the_run_and_equals_the_computed_one(
+    runner: CliRunner, shop: tuple[Path, Store, dict[str, int]], tmp_path: Path
+) -> None:
+    """The run keeps its funnel (one row to read); it equals the funnel computed from every stage
+    change; a run written before the funnel was kept (no ``funnel`` in its summary) gets it computed."""
+    config, store, _people = shop
+    settings = load_settings(config)
+    rescore(store, settings, now=T0)
+    _import(runner, config, tmp_path / "more.csv", ["F1,99,2026-12-01 10:00,13700000000,Fan0"])
+    second = rescore(store, settings, now=T0 + timedelta(days=200))
+    with store.connect() as conn:
+        computed = compute_funnel(conn, second.run_id)
+        summary = json.loads(
+            conn.execute(sa.select(run_t.c.summary).where(run_t.c.id == second.run_id)).scalar_one()
+        )
+    assert summary["funnel"] == computed
+    assert computed["moves"] and any(c["rate"] for c in computed["conversion"])  # a real funnel, two runs
+    stored = scrm_json(runner, config, "funnel")
+    assert {k: stored[k] for k in computed} == computed
+    del summary["funnel"]
+    with store.connect() as conn:
+        conn.execute(sa.update(run_t).where(run_t.c.id == second.run_id).values(summary=json.dumps(summary)))
+    assert scrm_json(runner, config, "funnel") == stored  # an older run: computed, the same answer
 
 
 def _with(settings: Settings, **scoring: Any) -> Settings:
