@@ -42,7 +42,7 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from web_store import cached_store
+from web_store import GIVEN, SURNAMES, cached_store
 
 from scrm.access import create_token, create_user
 from scrm.config import load_settings
@@ -77,6 +77,15 @@ SCENARIOS = (
     Scenario("page /overview (no goal)", "/overview", dashboard=True, goal=False),
     Scenario("page /communities (no goal)", "/communities", dashboard=True, goal=False),
     Scenario("page /funnel (no goal)", "/funnel", dashboard=True, goal=False),
+    Scenario("API search: a whole phone", "/api/v1/customers?q=%2B86138{id:08d}"),
+    Scenario("API search: part of a phone", "/api/v1/customers?q=138{id:08d}"),
+    Scenario("API search: a phone's last 6 digits", "/api/v1/customers?q={tail6}"),
+    Scenario("API search: an openid", "/api/v1/customers?q=obench{id:010d}"),
+    Scenario("API search: a Chinese name's start", "/api/v1/customers?q={name2}"),
+    Scenario("API search: part of a Chinese name", "/api/v1/customers?q={given}{mod97}"),
+    Scenario("API search: part of a Latin name", "/api/v1/customers?q=customer+{id}"),
+    Scenario("page search: /customers?q= part of a phone", "/customers?q=138{id:08d}", dashboard=True),
+    Scenario("page search: /customers?q= a Chinese name's start", "/customers?q={name2}", dashboard=True),
 )
 
 
@@ -143,7 +152,9 @@ def _percentiles(ms: list[float]) -> dict[str, float]:
     }
 
 
-def measure(url: str, n: int, requests: int, seed: int) -> list[dict[str, Any]]:
+def measure(
+    url: str, n: int, requests: int, seed: int, scenarios: tuple[Scenario, ...] = SCENARIOS
+) -> list[dict[str, Any]]:
     """Serve the store at ``url`` and time every scenario; one row per scenario."""
     store = Store(url)
     token = create_token(store, f"bench-{os.getpid()}", "viewer")
@@ -159,7 +170,7 @@ def measure(url: str, n: int, requests: int, seed: int) -> list[dict[str, Any]]:
         web = httpx.Client(base_url=base, timeout=60)
         logged_in = _login(web)
         rng = np.random.default_rng(seed)
-        for scenario in SCENARIOS:
+        for scenario in scenarios:
             client = web if scenario.dashboard else api
             if scenario.dashboard and not logged_in:
                 rows.append({"page": scenario.label, "status": "no login page"})
@@ -169,7 +180,14 @@ def measure(url: str, n: int, requests: int, seed: int) -> list[dict[str, Any]]:
             communities = max(1, n // 200)
             paths = [
                 scenario.path.format(
-                    id=i, community=i % communities, deep=n // 10, deep_page=n // 10 // 50 + 1
+                    id=i,
+                    community=i % communities,
+                    deep=n // 10,
+                    deep_page=n // 10 // 50 + 1,
+                    tail6=f"{i:08d}"[-6:],
+                    mod97=i % 97,
+                    given=GIVEN[i % len(GIVEN)],
+                    name2=SURNAMES[i % len(SURNAMES)] + GIVEN[(i // 7) % len(GIVEN)],
                 )
                 for i in ids
             ]
@@ -179,7 +197,8 @@ def measure(url: str, n: int, requests: int, seed: int) -> list[dict[str, Any]]:
             if first.status_code == 404 and "Not Found" in first.text:  # no such route (yet)
                 rows.append({"page": scenario.label, "status": "not served (404)"})
                 continue
-            for path in paths[1:10] if scenario.goal else paths[1:2]:  # warm-up: connections, caches
+            warm_up = paths[1 : 1 + min(9, timed)] if scenario.goal else paths[1:2]
+            for path in warm_up:  # connections, caches
                 client.get(path)
             ms, statuses = [], set()
             for path in paths[-timed:]:
@@ -242,6 +261,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--rebuild", action="store_true", help="build the store again even if cached")
     parser.add_argument("--json", type=Path, help="also write the rows to this file")
+    parser.add_argument("--pages", help="only the pages whose label contains this text (e.g. 'search')")
     parser.add_argument("--serve-child", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -252,7 +272,8 @@ def main() -> None:
     results: dict[str, list[dict[str, Any]]] = {}
     for backend in args.backends.split(","):
         url = cached_store(backend, args.customers, args.seed, rebuild=args.rebuild, log=console.print)
-        results[backend] = measure(url, args.customers, args.requests, args.seed)
+        chosen = tuple(s for s in SCENARIOS if not args.pages or args.pages in s.label)
+        results[backend] = measure(url, args.customers, args.requests, args.seed, chosen)
     _render(console, results, args.customers)
     if args.json:
         args.json.write_text(json.dumps({"customers": args.customers, "results": results}, indent=2))

@@ -22,7 +22,7 @@ from scrm.models import (
     Relation,
     Tag,
 )
-from scrm.search import matching_ids
+from scrm.search import catch_up, matching_ids
 from scrm.store import Store
 
 __all__ = ["CustomerSummary", "customer_record", "list_customers"]
@@ -86,6 +86,9 @@ def list_customers(
         "recent": [stats.c.last.desc().nulls_last(), c.id],
         "orders": [sa.func.coalesce(stats.c.orders, 0).desc(), c.id],
     }[sort]
+    if search and search.strip():
+        with store.connect() as conn:  # its own transaction: SQLite indexes new rows first
+            catch_up(conn)
     with store.connect() as conn:
         if search and search.strip():
             where.append(c.id.in_(matching_ids(conn, search)))

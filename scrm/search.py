@@ -22,14 +22,22 @@ import sqlalchemy as sa
 
 from scrm.models import Customer, Identity
 
-__all__ = ["MIN_SUBSTRING", "OBJECTS", "is_search_object", "matching_ids"]
+__all__ = ["MIN_SUBSTRING", "OBJECTS", "catch_up", "is_search_object", "matching_ids"]
 
 customer_t = Customer.__table__  # type: ignore[attr-defined]
 identity_t = Identity.__table__  # type: ignore[attr-defined]
 #: the shortest text matched anywhere (a trigram); shorter ones match the start of names
 MIN_SUBSTRING = 3
 #: tables and indexes migration 0009 creates outside the models (FTS5 tables, pg_trgm indexes)
-OBJECTS = ("customer_name_fts", "identity_value_fts", "ix_customer_name_trgm", "ix_identity_value_trgm")
+OBJECTS = (
+    "customer_name_fts",
+    "identity_value_fts",
+    "search_fts_state",
+    "ix_customer_name_trgm",
+    "ix_identity_value_trgm",
+)
+#: SQLite: FTS table -> (content table, column), indexed up to ``search_fts_state.last_id``
+_FTS = {"customer_name_fts": ("customer", "display_name"), "identity_value_fts": ("identity", "value")}
 _LAST = "\U0010ffff"
 
 
@@ -45,9 +53,37 @@ def _like(text: str) -> str:
 
 def _has_fts(conn: sa.Connection) -> bool:
     found = conn.execute(
-        sa.text("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'identity_value_fts'")
+        sa.text("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'search_fts_state'")
     )
     return bool(found.scalar_one())
+
+
+def catch_up(conn: sa.Connection) -> int:
+    """SQLite: index the customers and identities added since the last search (one ``INSERT ...
+    SELECT`` per FTS table, a few microseconds a row); returns how many rows were indexed. Nothing
+    to do (the usual case) costs two reads and takes no write lock. A no-op on PostgreSQL."""
+    if conn.dialect.name != "sqlite" or not _has_fts(conn):
+        return 0
+    added = 0
+    for fts, (table, column) in _FTS.items():
+        behind = sa.text(
+            f"SELECT (SELECT coalesce(max(id), 0) FROM {table}) > "
+            f"(SELECT last_id FROM search_fts_state WHERE name = '{fts}')"
+        )
+        if not conn.execute(behind).scalar():
+            continue
+        # in one write transaction (the INSERT takes the lock): what is past last_id, then last_id
+        added += conn.execute(
+            sa.text(
+                f"INSERT INTO {fts}(rowid, {column}) SELECT id, {column} FROM {table} "
+                f"WHERE id > (SELECT last_id FROM search_fts_state WHERE name = '{fts}')"
+            )
+        ).rowcount
+        conn.execute(
+            sa.text(f"UPDATE search_fts_state SET last_id = (SELECT max(id) FROM {table}) WHERE name = :n"),
+            {"n": fts},
+        )
+    return added
 
 
 def _name_starts(text: str) -> sa.ColumnElement[bool]:
