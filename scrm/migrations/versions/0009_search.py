@@ -6,8 +6,10 @@ anywhere in a customer's name or in any of their keys. This revision indexes bot
 * SQLite: two FTS5 tables with the ``trigram`` tokenizer over the ``customer`` and ``identity`` tables
   (external content: they keep only the index, rowid = the row's id). New rows are indexed by the
   next search in one statement (``search_fts_state`` says how far each table is indexed); triggers
-  keep rows already indexed in step when they change. When the SQLite library has no FTS5 trigram
-  tokenizer (before 3.34) nothing is created and search scans.
+  keep rows already indexed in step when they change or are deleted. This relies on SQLite handing
+  out new ids above the existing ones (no scrm writer inserts a customer or identity with an older
+  id). When the SQLite library has no FTS5 trigram tokenizer (before 3.34) nothing is created and
+  search scans.
 * PostgreSQL: GIN indexes with ``pg_trgm`` on ``lower(display_name)`` and ``lower(value)``. The
   extension is created in the ``public`` schema when it is missing; when that is not allowed (no
   privilege, not installed) nothing is created and search scans, as before.
@@ -61,20 +63,24 @@ def _sqlite_upgrade(conn: sa.Connection) -> None:
             "tokenize='trigram')"
         )
         indexed = f"(SELECT last_id FROM {_STATE} WHERE name = '{fts}')"
+        top = f"(SELECT coalesce(max(id), 0) FROM {table})"
         add = f"INSERT INTO {fts}(rowid, {column}) VALUES (new.id, new.{column});"
         drop = f"INSERT INTO {fts}({fts}, rowid, {column}) VALUES ('delete', old.id, old.{column});"
-        # Rows past last_id are indexed by the next search (scrm.search.catch_up), in one statement:
-        # an FTS5 insert from a per-row trigger costs ~10x the row's own insert. Rows at or below it
-        # (already indexed) are kept in step here: an update or delete, an insert with an old id.
-        for suffix, event, row, body in (
-            ("ai", "INSERT", "new", add),
-            ("ad", "DELETE", "old", drop),
-            ("au", f"UPDATE OF {column}", "old", f"{drop} {add}"),
-        ):
-            conn.exec_driver_sql(
-                f"CREATE TRIGGER {fts}_{suffix} AFTER {event} ON {table} "
-                f"WHEN {row}.id <= {indexed} BEGIN {body} END"
-            )
+        # No insert trigger: rows past last_id are indexed by the next search in one statement
+        # (scrm.search.catch_up); an FTS5 insert from a per-row trigger costs ~10x the row's own
+        # insert. Rows already indexed are kept in step here when they change or go; when the
+        # newest rows go, last_id comes down with them, so that an id SQLite hands out again (the
+        # largest + 1) is indexed too.
+        conn.exec_driver_sql(
+            f"CREATE TRIGGER {fts}_au AFTER UPDATE OF {column} ON {table} "
+            f"WHEN old.id <= {indexed} BEGIN {drop} {add} END"
+        )
+        conn.exec_driver_sql(
+            f"CREATE TRIGGER {fts}_ad AFTER DELETE ON {table} BEGIN "
+            f"INSERT INTO {fts}({fts}, rowid, {column}) SELECT 'delete', old.id, old.{column} "
+            f"WHERE old.id <= {indexed}; "
+            f"UPDATE {_STATE} SET last_id = {top} WHERE name = '{fts}' AND last_id > {top}; END"
+        )
         conn.exec_driver_sql(f"INSERT INTO {fts}({fts}) VALUES ('rebuild')")
         conn.exec_driver_sql(
             f"INSERT INTO {_STATE} (name, last_id) SELECT '{fts}', coalesce(max(id), 0) FROM {table}"
@@ -116,7 +122,7 @@ def downgrade() -> None:
     conn = op.get_bind()
     if conn.dialect.name == "sqlite":
         for fts in _FTS:
-            for suffix in ("ai", "ad", "au"):
+            for suffix in ("ad", "au"):
                 conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS {fts}_{suffix}")
             conn.exec_driver_sql(f"DROP TABLE IF EXISTS {fts}")
         conn.exec_driver_sql(f"DROP TABLE IF EXISTS {_STATE}")
