@@ -77,6 +77,8 @@ SCENARIOS = (
     Scenario("page /overview (no goal)", "/overview", dashboard=True, goal=False),
     Scenario("page /communities (no goal)", "/communities", dashboard=True, goal=False),
     Scenario("page /funnel (no goal)", "/funnel", dashboard=True, goal=False),
+    Scenario("API funnel", "/api/v1/funnel"),
+    Scenario("page /funnel", "/funnel", dashboard=True),
     Scenario("API search: a whole phone", "/api/v1/customers?q=%2B86138{id:08d}"),
     Scenario("API search: part of a phone", "/api/v1/customers?q=138{id:08d}"),
     Scenario("API search: a phone's last 6 digits", "/api/v1/customers?q={tail6}"),
