@@ -76,7 +76,6 @@ SCENARIOS = (
     Scenario("page /customers/{id}", "/customers/{id}", dashboard=True),
     Scenario("page /overview (no goal)", "/overview", dashboard=True, goal=False),
     Scenario("page /communities (no goal)", "/communities", dashboard=True, goal=False),
-    Scenario("page /funnel (no goal)", "/funnel", dashboard=True, goal=False),
     Scenario("API funnel", "/api/v1/funnel"),
     Scenario("page /funnel", "/funnel", dashboard=True),
     Scenario("API search: a whole phone", "/api/v1/customers?q=%2B86138{id:08d}"),

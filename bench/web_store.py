@@ -33,7 +33,7 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_value import generate as generate_purchases
 
-from graph.funnels import SUMMARY_KEY, compute_funnel
+from graph.funnels import CHURN_KEY, SUMMARY_KEY, churn_head, compute_funnel
 from graph.lifecycle import STAGES
 from graph.snapshots import (
     CommunityRow,
@@ -249,7 +249,9 @@ def _score_runs(store: Store, n: int, rng: np.random.Generator) -> None:
         summary = {"customers": n, "communities": len(rows.communities)}
         write_snapshot(
             store, run_id, rows, as_of=as_of, previous=previous, summary=summary,
-            summarise=lambda conn, r=run_id: {SUMMARY_KEY: compute_funnel(conn, r)},
+            summarise=lambda conn, r=run_id: {
+                SUMMARY_KEY: compute_funnel(conn, r), CHURN_KEY: churn_head(conn, r),
+            },
         )  # fmt: skip
 
 
@@ -302,20 +304,23 @@ def _pg_schema_url(schema: str) -> str:
 
 
 def _keep_funnel(store: Store, backend: str, log: Any) -> None:
-    """A store built before the score runs kept their funnel gets it now, as `scrm score` keeps it."""
+    """A store built before the score runs kept their funnel and churn head gets them now, as
+    `scrm score` keeps them."""
     with store.connect() as conn:
         run = conn.execute(
             sa.text("SELECT id, summary FROM score_run WHERE status = 'done' ORDER BY id DESC")
         ).first()
-        if run is None or SUMMARY_KEY in json.loads(run.summary):
+        if run is None or CHURN_KEY in json.loads(run.summary):
             return
         start = time.perf_counter()
-        summary = {**json.loads(run.summary), SUMMARY_KEY: compute_funnel(conn, run.id)}
+        kept = {SUMMARY_KEY: compute_funnel(conn, run.id), CHURN_KEY: churn_head(conn, run.id)}
+        summary = {**json.loads(run.summary), **kept}
         conn.execute(
             sa.text("UPDATE score_run SET summary = :s WHERE id = :i"),
             {"s": json.dumps(summary), "i": run.id},
         )
-    log(f"{backend}: the funnel of run {run.id} computed and kept in {time.perf_counter() - start:.1f} s")
+    seconds = time.perf_counter() - start
+    log(f"{backend}: the funnel and churn head of run {run.id} computed and kept in {seconds:.1f} s")
 
 
 def cached_store(backend: str, n: int, seed: int, *, rebuild: bool = False, log: Any = print) -> str:

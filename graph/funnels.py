@@ -1,10 +1,16 @@
-"""The lifecycle funnel of a run, computed once when the run is written and kept with it.
+"""The lifecycle funnel of a run, and the head of its churn warnings, computed once when the run is
+written and kept with it.
 
 :func:`compute_funnel` reads every recorded stage change (seconds at a million customers); the score
 pipeline calls it in the transaction that writes the snapshot (:func:`graph.snapshots.write_snapshot`'s
 ``summarise``) and keeps the result in ``score_run.summary["funnel"]``, so that
 :func:`graph.reports.funnel_report` reads one row. Runs written before the funnel was kept have no
 ``funnel`` in their summary: the report computes it then, as it always did.
+
+The open churn warnings change only when a run is written (merges leave them be), so the run also
+keeps how many are open and the first :data:`CHURN_HEAD` of them in the report's order
+(``summary["churn"]``, :func:`churn_head`): the ``/funnel`` page's first pages then read only their
+own rows instead of sorting every open warning.
 """
 
 from __future__ import annotations
@@ -17,12 +23,48 @@ from sqlalchemy.engine import Connection
 
 from graph.inputs import fetch_columns
 from graph.lifecycle import STAGES, funnel
-from graph.snapshots import change_t, epoch_sql, score_t
+from graph.snapshots import change_t, epoch_sql, score_t, warning_t
+from scrm.models import Customer
 
-__all__ = ["SUMMARY_KEY", "compute_funnel"]
+__all__ = ["CHURN_HEAD", "CHURN_KEY", "SUMMARY_KEY", "churn_head", "compute_funnel", "open_warnings"]
 
 #: where the funnel is kept in ``score_run.summary``
 SUMMARY_KEY = "funnel"
+#: where the open churn warnings' count and head are kept in ``score_run.summary``
+CHURN_KEY = "churn"
+#: how many of the open churn warnings (the most valuable customers first) a run keeps in order
+CHURN_HEAD = 500
+customer_t = Customer.__table__  # type: ignore[attr-defined]
+
+
+def open_warnings(run_id: int) -> sa.Select[Any]:
+    """The open churn warnings with their customer and scores in run ``run_id``, the most valuable
+    customers first (:func:`graph.reports.churn_report`'s order)."""
+    w, s = warning_t.c, score_t.c
+    return (
+        sa.select(
+            w.customer_id,
+            w.created_at,
+            w.reasons,
+            customer_t.c.display_name,
+            s.p_alive,
+            s.recency_days,
+            s.clv_minor,
+            s.monetary_minor,
+            s.stage,
+        )
+        .join_from(warning_t, customer_t, customer_t.c.id == w.customer_id)
+        .outerjoin(score_t, sa.and_(s.customer_id == w.customer_id, s.run_id == run_id))
+        .where(w.resolved_at.is_(None))
+        .order_by(s.clv_minor.desc(), w.customer_id)
+    )
+
+
+def churn_head(conn: Connection, run_id: int) -> dict[str, Any]:
+    """``{"open": how many warnings are open, "head": the first CHURN_HEAD customer ids in order}``."""
+    total = conn.execute(sa.select(sa.func.count()).where(warning_t.c.resolved_at.is_(None))).scalar_one()
+    ids = sa.select(open_warnings(run_id).limit(CHURN_HEAD).subquery().c.customer_id)
+    return {"open": int(total), "head": [int(i) for i in conn.execute(ids).scalars()]}
 
 
 def _maybe(value: float, digits: int) -> float | None:

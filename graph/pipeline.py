@@ -41,7 +41,7 @@ from sqlalchemy.engine import Connection
 from graph import snapshots
 from graph.build import SocialGraph, load_graph
 from graph.communities import Communities, community_roles, detect_communities, stabilize_labels
-from graph.funnels import SUMMARY_KEY, compute_funnel
+from graph.funnels import CHURN_KEY, SUMMARY_KEY, churn_head, compute_funnel
 from graph.influence import pagerank
 from graph.inputs import ScoreInputs, load_followers, load_purchases
 from graph.lifecycle import classify_lifecycle
@@ -341,7 +341,9 @@ def _run(store: Store, settings: Settings, run_id: int, now: datetime, clock: St
         }
         written = snapshots.write_snapshot(
             store, run_id, rows, as_of=now, previous=inputs.previous, summary=summary,
-            summarise=lambda conn: {SUMMARY_KEY: compute_funnel(conn, run_id)},
+            summarise=lambda conn: {
+                SUMMARY_KEY: compute_funnel(conn, run_id), CHURN_KEY: churn_head(conn, run_id),
+            },
         )  # fmt: skip
         snapshots.prune_snapshots(store, settings.scoring.keep_snapshots)
         # PostgreSQL's planner must know the snapshot tables grew (segments join them); no-op on SQLite

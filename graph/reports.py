@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from graph import rankings
-from graph.funnels import SUMMARY_KEY, compute_funnel
+from graph.funnels import CHURN_KEY, SUMMARY_KEY, compute_funnel, open_warnings
 from graph.snapshots import (
     change_t,
     community_t,
@@ -361,31 +361,28 @@ def churn_report(
     store: Store, *, limit: int | None = None, offset: int = 0
 ) -> tuple[RunInfo, int, list[dict[str, Any]]]:
     """Open churn warnings: how many, and ``limit`` of them from the ``offset``-th (the most valuable
-    customers first) with their reasons."""
+    customers first) with their reasons.
+
+    A run keeps the count and the first warnings in order (:func:`graph.funnels.churn_head`): pages
+    within them read only their own rows; deeper pages, and older runs, sort every open warning."""
     with store.connect() as conn:
         run = latest_run(conn)
-        w, s = warning_t.c, score_t.c
-        total = conn.execute(sa.select(sa.func.count()).where(w.resolved_at.is_(None))).scalar_one()
-        query = (
-            sa.select(
-                w.customer_id,
-                w.created_at,
-                w.reasons,
-                customer_t.c.display_name,
-                s.p_alive,
-                s.recency_days,
-                s.clv_minor,
-                s.monetary_minor,
-                s.stage,
-            )
-            .join_from(warning_t, customer_t, customer_t.c.id == w.customer_id)
-            .outerjoin(score_t, sa.and_(s.customer_id == w.customer_id, s.run_id == run.id))
-            .where(w.resolved_at.is_(None))
-            .order_by(s.clv_minor.desc(), w.customer_id)
-        )
-        if limit is not None:
-            query = query.limit(limit)
-        rows = conn.execute(query.offset(offset) if offset else query).all()
+        query = open_warnings(run.id)
+        kept = run.summary.get(CHURN_KEY)
+        kept = kept if isinstance(kept, dict) else {"open": -1, "head": []}
+        head: list[int] = kept["head"]
+        covered = len(head) == kept["open"] or (limit is not None and offset + limit <= len(head))
+        if covered:  # kept with the run: read only this page's rows
+            total = kept["open"]
+            page = head[offset:] if limit is None else head[offset : offset + limit]
+            rows = conn.execute(query.where(warning_t.c.customer_id.in_(page))).all()
+        else:
+            total = conn.execute(
+                sa.select(sa.func.count()).where(warning_t.c.resolved_at.is_(None))
+            ).scalar_one()
+            if limit is not None:
+                query = query.limit(limit)
+            rows = conn.execute(query.offset(offset) if offset else query).all()
     return (
         run,
         int(total),

@@ -17,8 +17,9 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from graph.funnels import compute_funnel
+from graph import funnels
 from graph.pipeline import rescore
+from graph.reports import churn_report
 from scrm.cli import cli
 from scrm.config import Settings, load_settings
 from scrm.errors import ScrmError, StoreError
@@ -254,29 +255,41 @@ def test_a_second_run_keeps_community_ids_and_records_stage_changes(
     assert explained["stage_from"] == "prospect" and "first purchase" in explained["stage_reason"]
 
 
-def test_the_funnel_is_kept_with_the_run_and_equals_the_computed_one(
-    runner: CliRunner, shop: tuple[Path, Store, dict[str, int]], tmp_path: Path
+def _churn_pages(store: Store) -> list[Any]:
+    pages = [churn_report(store, limit=n, offset=o)[1:] for n, o in ((1, 0), (2, 0), (2, 1), (2, 2), (50, 3))]
+    return [*pages, churn_report(store)[1:]]
+
+
+def test_the_funnel_and_churn_head_are_kept_with_the_run_and_equal_the_computed_ones(
+    runner: CliRunner,
+    shop: tuple[Path, Store, dict[str, int]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The run keeps its funnel (one row to read); it equals the funnel computed from every stage
-    change; a run written before the funnel was kept (no ``funnel`` in its summary) gets it computed."""
+    """The run keeps its funnel and its first open churn warnings (one row to read); they equal the
+    ones computed from every stage change and warning; a run written before they were kept (no
+    ``funnel`` or ``churn`` in its summary) gets them computed, the same."""
     config, store, _people = shop
+    monkeypatch.setattr(funnels, "CHURN_HEAD", 2)  # pages beyond the kept head read the store
     settings = load_settings(config)
     rescore(store, settings, now=T0)
     _import(runner, config, tmp_path / "more.csv", ["F1,99,2026-12-01 10:00,13700000000,Fan0"])
     second = rescore(store, settings, now=T0 + timedelta(days=200))
     with store.connect() as conn:
-        computed = compute_funnel(conn, second.run_id)
-        summary = json.loads(
-            conn.execute(sa.select(run_t.c.summary).where(run_t.c.id == second.run_id)).scalar_one()
-        )
+        computed = funnels.compute_funnel(conn, second.run_id)
+        query = sa.select(run_t.c.summary).where(run_t.c.id == second.run_id)
+        summary = json.loads(conn.execute(query).scalar_one())
     assert summary["funnel"] == computed
     assert computed["moves"] and any(c["rate"] for c in computed["conversion"])  # a real funnel, two runs
     stored = scrm_json(runner, config, "funnel")
     assert {k: stored[k] for k in computed} == computed
-    del summary["funnel"]
+    assert summary["churn"]["open"] == churn_report(store)[1] > 2 and len(summary["churn"]["head"]) == 2
+    kept_pages = _churn_pages(store)
+    del summary["funnel"], summary["churn"]
     with store.connect() as conn:
         conn.execute(sa.update(run_t).where(run_t.c.id == second.run_id).values(summary=json.dumps(summary)))
     assert scrm_json(runner, config, "funnel") == stored  # an older run: computed, the same answer
+    assert _churn_pages(store) == kept_pages
 
 
 def _with(settings: Settings, **scoring: Any) -> Settings:

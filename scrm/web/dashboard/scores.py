@@ -12,7 +12,6 @@ from graph.reports import (
     churn_report,
     explain_customer,
     funnel_report,
-    latest_run,
     top_customers,
 )
 from graph.views import scored_count
@@ -63,15 +62,8 @@ def explain(ctx: Ctx) -> Response:
 def funnel(ctx: Ctx) -> Response:
     """The lifecycle funnel with conversion rates, and the open churn warnings (most valuable first).
 
-    The funnel is kept per worker until the next score run (it reads every stage change)."""
-    with ctx.store.connect() as conn:
-        run_id = latest_run(conn).id
-    kept = ctx.dash.kept.get("funnel")
-    if kept is not None and kept[0] == run_id:  # stage changes are written by score runs only
-        data = kept[1]
-    else:  # seconds at a million customers: once per score run and worker
-        data = funnel_report(ctx.store)
-        ctx.dash.kept["funnel"] = (run_id, data)
+    The funnel and the first pages of warnings are kept with the score run (:mod:`graph.funnels`)."""
+    data = funnel_report(ctx.store)
     size = ctx.settings.web.page_size
     number = ctx.int_param("page", 1, 1)
     run, total, warnings = churn_report(ctx.store, limit=size, offset=(number - 1) * size)
