@@ -1,7 +1,8 @@
 """Tables written through the web API and the dashboard.
 
 Access: :class:`ApiToken` (an API token, stored as its SHA-256 only, with a role), :class:`WebUser` (a
-dashboard login, its password hashed with Argon2id), :class:`LoginFailure` (failed logins, for the rate
+dashboard login, its password hashed with Argon2id), :class:`WebSession` (a dashboard sign-in, ended at
+logout), :class:`LoginFailure` (failed logins, for the rate
 limit) and :class:`AuditEntry` (who changed what, when). Definitions saved from the web:
 :class:`SavedSegment` and :class:`SavedCampaign` (a campaign file's content, validated like one), and
 :class:`CampaignState` (a campaign paused from the web, whichever source defines it).
@@ -24,6 +25,7 @@ __all__ = [
     "LoginFailure",
     "SavedCampaign",
     "SavedSegment",
+    "WebSession",
     "WebUser",
 ]
 
@@ -60,6 +62,22 @@ class WebUser(SQLModel, table=True):
     role: str = Field(max_length=16)
     created_at: datetime = _time(default=True)
     disabled_at: datetime | None = _time(nullable=True)
+
+
+class WebSession(SQLModel, table=True):
+    """A dashboard sign-in: the session cookie carries a random id, the store keeps its SHA-256 only.
+
+    ``ended_at`` is set at logout (or by "sign out everywhere"): a copy of the cookie is refused from
+    then on, even before it expires.
+    """
+
+    __tablename__ = "web_session"
+
+    id: int | None = Field(default=None, primary_key=True)
+    sid_hash: str = Field(max_length=64, unique=True)
+    username: str = Field(max_length=64, index=True)
+    created_at: datetime = _time(default=True)
+    ended_at: datetime | None = _time(nullable=True)
 
 
 class LoginFailure(SQLModel, table=True):

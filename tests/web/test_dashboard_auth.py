@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 import stat
 import time
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -16,6 +19,7 @@ from scrm.config import load_settings
 from scrm.models import utcnow
 from scrm.models_web import WebUser
 from scrm.web.dashboard.sessions import COOKIE, Session, SessionCodec, web_secret
+from scrm.web_sessions import start_session
 from tests.web.dashboard_env import PASSWORD, add_user, browser, csrf_of, login, signed_in
 from tests.web.world import WebWorld
 
@@ -94,6 +98,61 @@ def test_logout_ends_the_session_and_needs_the_csrf_token(web_world: WebWorld) -
     assert web_world.count("audit_log", "WHERE action = 'user.logout'") >= 1
 
 
+def _copy(client: httpx.Client, world: WebWorld) -> httpx.Client:
+    """Another browser holding a copy of ``client``'s session cookie."""
+    other = browser(world)
+    _set(other, world, client.cookies[COOKIE])
+    return other
+
+
+def test_a_copied_cookie_is_refused_after_the_logout(web_world: WebWorld) -> None:
+    with signed_in(web_world, "admin") as client, _copy(client, web_world) as thief:
+        assert thief.get("/overview").status_code == 200  # the copy works while the session lives
+        page = client.get("/overview")
+        assert client.post("/logout", data={"csrf_token": csrf_of(page.text)}).status_code == 303
+        answer = thief.get("/overview")
+        assert answer.status_code == 303 and "expired=1" in answer.headers["location"]
+        assert thief.get("/customers").status_code == 303  # and stays refused
+        assert login(client, client_user(page.text)).status_code == 303  # a new login: a new session
+        assert client.get("/overview").status_code == 200 and thief.get("/overview").status_code == 303
+
+
+def client_user(html: str) -> str:
+    found = re.search(r'data-testid="current-user">([^ <]+) ', html)
+    assert found
+    return found.group(1)
+
+
+def test_sign_out_everywhere_ends_every_session_of_the_user_only(web_world: WebWorld) -> None:
+    name = add_user(web_world, "viewer")
+    with browser(web_world) as laptop, browser(web_world) as phone, signed_in(web_world, "viewer") as other:
+        assert login(laptop, name).status_code == 303 and login(phone, name).status_code == 303
+        page = laptop.get("/overview")
+        assert 'data-testid="logout-everywhere"' in page.text and phone.get("/overview").status_code == 200
+        assert laptop.post("/logout/everywhere").status_code == 403  # the CSRF token is needed
+        answer = laptop.post("/logout/everywhere", data={"csrf_token": csrf_of(page.text)})
+        assert answer.status_code == 303 and answer.headers["location"] == "/login"
+        assert laptop.get("/overview").status_code == 303 and phone.get("/overview").status_code == 303
+        assert other.get("/overview").status_code == 200  # another user's session goes on
+    audit = "WHERE action = 'user.logout_everywhere' AND target = :u"
+    assert web_world.count("audit_log", audit, u=name) == 1
+
+
+def test_sessions_are_stored_as_hashes_and_pruned_at_the_next_login(web_world: WebWorld) -> None:
+    name = add_user(web_world, "viewer")
+    with browser(web_world) as client:
+        for _ in range(3):
+            assert login(client, name).status_code == 303
+            page = client.get("/overview")
+            assert client.post("/logout", data={"csrf_token": csrf_of(page.text)}).status_code == 303
+        assert login(client, name).status_code == 303
+        sid = SessionCodec(web_world.settings).load(client.cookies[COOKIE], time.time())[0].sid
+    assert web_world.count("web_session", "WHERE username = :u", u=name) == 1  # the ended ones went
+    assert web_world.count("web_session", "WHERE sid_hash = :s", s=sid) == 0  # never the id itself
+    digest = hashlib.sha256(sid.encode()).hexdigest()
+    assert web_world.count("web_session", "WHERE sid_hash = :s AND ended_at IS NULL", s=digest) == 1
+
+
 def test_a_login_post_without_the_form_token_is_refused(web_world: WebWorld) -> None:
     name = add_user(web_world, "admin")
     with browser(web_world) as client:
@@ -101,6 +160,10 @@ def test_a_login_post_without_the_form_token_is_refused(web_world: WebWorld) -> 
         assert answer.status_code == 403
         assert "reload the page" in answer.text
         assert client.get("/overview").status_code == 303
+
+
+def _sid(world: WebWorld, name: str) -> str:
+    return start_session(world.store, name, max_age=timedelta(hours=world.settings.web.session_max_hours))
 
 
 def _cookie(world: WebWorld, session: Session) -> str:
@@ -122,7 +185,9 @@ def test_sessions_expire_when_idle_and_after_the_absolute_limit(
 ) -> None:
     name = add_user(web_world, "viewer")
     now = time.time()
-    session = replace(Session.signed_in(name, now - age_hours * 3600), seen=now - idle_minutes * 60)
+    session = replace(
+        Session.signed_in(name, now - age_hours * 3600, _sid(web_world, name)), seen=now - idle_minutes * 60
+    )
     with browser(web_world) as client:
         _set(client, web_world, _cookie(web_world, session))
         answer = client.get("/overview")
@@ -138,7 +203,7 @@ def test_sessions_expire_when_idle_and_after_the_absolute_limit(
 
 def test_a_forged_or_altered_cookie_is_not_a_session(web_world: WebWorld) -> None:
     name = add_user(web_world, "admin")
-    good = _cookie(web_world, Session.signed_in(name, time.time()))
+    good = _cookie(web_world, Session.signed_in(name, time.time(), _sid(web_world, name)))
     with browser(web_world) as client:
         _set(client, web_world, good[:-2] + ("AA" if not good.endswith("AA") else "BB"))
         assert client.get("/overview").status_code == 303
@@ -175,7 +240,7 @@ def test_the_signing_key_is_made_once_beside_the_config_or_taken_from_the_enviro
     given = load_settings(config, environ={"SCRM_WEB__SECRET_KEY": "from-the-environment-0123456789"})
     assert web_secret(given) == "from-the-environment-0123456789"
     assert "from-the-environment" not in repr(given.web)  # a secret: masked when printed
-    token = SessionCodec(given).dump(Session.signed_in("someone", time.time()))
+    token = SessionCodec(given).dump(Session.signed_in("someone", time.time(), "sid"))
     assert SessionCodec(settings).load(token, time.time())[1] == "new"  # another key: not a session
 
 

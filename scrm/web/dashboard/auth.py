@@ -1,4 +1,5 @@
-"""Signing in and out: ``/login`` (username and password, rate-limited) and ``/logout``."""
+"""Signing in and out: ``/login`` (username and password, rate-limited), ``/logout`` (this session)
+and ``/logout/everywhere`` (every session of the user, :mod:`scrm.web_sessions`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from datetime import timedelta
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from scrm import access
+from scrm import access, web_sessions
 from scrm.errors import AccessError, LoginThrottled
 from scrm.web.dashboard.base import Ctx, page
 from scrm.web.dashboard.sessions import Session
@@ -63,7 +64,9 @@ def login(ctx: Ctx) -> Response:
     except AccessError:
         message = ctx.gettext("Wrong username or password.")
         return ctx.render("login.html", status=401, target=target, error=message, username=username)
-    ctx.new_session = Session.signed_in(user.name, time.time())
+    max_age = timedelta(hours=ctx.settings.web.session_max_hours)
+    sid = web_sessions.start_session(ctx.store, user.name, max_age=max_age)
+    ctx.new_session = Session.signed_in(user.name, time.time(), sid)
     with ctx.store.connect() as conn:
         access.audit(conn, user.actor, "user.login", user.name, {"client": client})
     return RedirectResponse(target, status_code=303)
@@ -71,7 +74,9 @@ def login(ctx: Ctx) -> Response:
 
 @page(None)
 def logout(ctx: Ctx) -> Response:
-    """End the session (POST with the CSRF token)."""
+    """End the session, in the store too: a copy of the cookie is refused (POST with the CSRF token)."""
+    if ctx.session.sid:
+        web_sessions.end_session(ctx.store, ctx.session.sid)
     if ctx.user is not None:
         with ctx.store.connect() as conn:
             access.audit(conn, ctx.user.actor, "user.logout", ctx.user.name)
@@ -79,7 +84,19 @@ def logout(ctx: Ctx) -> Response:
     return RedirectResponse("/login", status_code=303)
 
 
+@page("read")
+def logout_everywhere(ctx: Ctx) -> Response:
+    """End every session of the signed-in user, on every browser (POST with the CSRF token)."""
+    assert ctx.user is not None  # page("read"): signed in
+    ended = web_sessions.end_user_sessions(ctx.store, ctx.user.name)
+    with ctx.store.connect() as conn:
+        access.audit(conn, ctx.user.actor, "user.logout_everywhere", ctx.user.name, {"sessions": ended})
+    ctx.new_session = Session.anonymous()
+    return RedirectResponse("/login", status_code=303)
+
+
 routes = [
     Route("/login", login, methods=["GET", "POST"]),
     Route("/logout", logout, methods=["POST"]),
+    Route("/logout/everywhere", logout_everywhere, methods=["POST"]),
 ]

@@ -31,7 +31,7 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from scrm import access
+from scrm import access, web_sessions
 from scrm.access import Permission, Principal
 from scrm.config import Settings
 from scrm.errors import (
@@ -203,8 +203,12 @@ async def _handle(request: Request, handler: Handler, permission: Permission | N
     lang = choose_language(
         asked, request.cookies.get(LANG_COOKIE), request.headers.get("accept-language", "")
     )
-    user = await run_in_threadpool(access.user_principal, dash.store, session.user) if session.user else None
-    if session.user and user is None:  # disabled or deleted since the login
+    user = (
+        await run_in_threadpool(web_sessions.session_principal, dash.store, session.user, session.sid)
+        if session.user
+        else None
+    )
+    if session.user and user is None:  # signed out (this cookie copied?), disabled or deleted since
         session = send = Session.anonymous()
         state = "expired"
     expired = state == "expired"

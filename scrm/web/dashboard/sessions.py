@@ -8,8 +8,10 @@ A login replaces it with a new one (new CSRF token: no session fixation). It exp
 * after ``[web] session_minutes`` without a request (*idle*; every request renews it), and
 * ``[web] session_max_hours`` after the login, whatever happens (*absolute*).
 
-The user's role is read from the store on every request (:mod:`scrm.web.dashboard.base`), so a user
-disabled or given another role is affected at once, not when the cookie expires.
+The cookie also carries the id of the sign-in kept in the store (:mod:`scrm.web_sessions`), checked
+on every request with the user's current role (:mod:`scrm.web.dashboard.base`): a user disabled or
+given another role is affected at once, and a logout ends the session for every copy of the cookie
+(``/logout``: this session; ``/logout/everywhere``: all of the user's sessions).
 
 The secret: ``[web] secret_key`` (better given as ``SCRM_WEB__SECRET_KEY``); when empty one is generated
 on first start and kept in ``[web] secret_key_file`` beside the config file, created with mode 0600, so
@@ -73,14 +75,15 @@ class Session:
     user: str = ""
     issued: float = 0.0  # the login
     seen: float = 0.0  # the latest request
+    sid: str = ""  # the session's id in the store (scrm.web_sessions): ended at logout
 
     @classmethod
     def anonymous(cls) -> Session:
         return cls(csrf=secrets.token_urlsafe(24))
 
     @classmethod
-    def signed_in(cls, user: str, now: float) -> Session:
-        return cls(csrf=secrets.token_urlsafe(24), user=user, issued=now, seen=now)
+    def signed_in(cls, user: str, now: float, sid: str) -> Session:
+        return cls(csrf=secrets.token_urlsafe(24), user=user, issued=now, seen=now, sid=sid)
 
     def csrf_ok(self, token: str | None) -> bool:
         """Whether ``token`` (from a form field or the X-CSRF-Token header) is this session's."""
