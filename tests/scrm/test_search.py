@@ -5,14 +5,21 @@ indexes of migration 0009 follow imports, merges and unmerges."""
 from __future__ import annotations
 
 import json
+import threading
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
+from graph.snapshots import bulk_insert
 from scrm.cli import cli
 from scrm.config import load_settings
+from scrm.models import Customer
+from scrm.purchases import utc_text
+from scrm.queries import list_customers
+from scrm.search import catch_up
 from scrm.store import Store
 
 HEADER = "order_id,amount,time,phone,email,openid,name\n"
@@ -127,3 +134,35 @@ def test_rows_changed_after_indexing_are_found_by_their_new_value(
     assert names(runner, ready, "Jones") == ["Anna Jones"] and names(runner, ready, "1234000") == [
         "Anna Jones"
     ]
+
+
+def test_concurrent_searches_index_new_rows_once(tmp_path: Path) -> None:
+    """SQLite: several searches arriving together after a bulk write index the new rows once (one
+    of them takes the write lock, the others find nothing left), and the FTS5 index stays sound."""
+    url = f"sqlite:///{tmp_path / 'scrm.db'}"
+    store = Store(url)
+    store.upgrade()
+    now = utc_text(datetime.now(UTC))
+    rows = [(i, f"name {i}", now) for i in range(1, 5001)]
+    with store.connect() as conn:
+        bulk_insert(conn, Customer.__table__, ("id", "display_name", "created_at"), rows)  # type: ignore[attr-defined]
+    indexed: list[int] = []
+
+    def search() -> None:
+        own = Store(url)
+        with own.connect() as conn:
+            indexed.append(catch_up(conn))
+        own.close()
+
+    threads = [threading.Thread(target=search) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(indexed) == [0, 0, 0, 5000]
+    with store.connect() as conn:  # raises if the index and the table disagree
+        conn.exec_driver_sql(
+            "INSERT INTO customer_name_fts(customer_name_fts, rank) VALUES ('integrity-check', 1)"
+        )
+    assert list_customers(store, search="name 123")[0] == 11  # 123, 1230-1239
+    store.close()
