@@ -51,7 +51,6 @@ __all__ = [
     "list_tokens",
     "require",
     "revoke_token",
-    "user_principal",
 ]
 
 Permission = Literal["read", "write", "admin"]
@@ -240,20 +239,6 @@ def check_login(
             conn.execute(failure_t.delete().where(f.username == username))
     if failed or row is None:
         raise AccessError("wrong username or password")
-    return Principal("user", username, row.role)
-
-
-def user_principal(store: Store, username: str) -> Principal | None:
-    """The principal of an enabled dashboard user (its current role), or None (unknown or disabled).
-
-    The dashboard asks on every request, so that disabling a user or changing their role takes
-    effect at once rather than when their session cookie expires.
-    """
-    c = user_t.c
-    with store.connect() as conn:
-        row = conn.execute(sa.select(c.role, c.disabled_at).where(c.username == username)).first()
-    if row is None or row.disabled_at is not None:
-        return None
     return Principal("user", username, row.role)
 
 
