@@ -57,7 +57,7 @@ class AuditEntry(BaseModel):
 @router.get("/tokens", response_model=Page[Token], summary="API tokens (never the tokens themselves)")
 def tokens(store: StoreDep, page: PagingDep, _caller: Annotated[Principal, admin]) -> Any:
     rows = list_tokens(store)
-    return {**page.model_dump(), "total": len(rows), "items": rows[page.offset : page.offset + page.limit]}
+    return page.of(rows)
 
 
 @router.post("/tokens", response_model=CreatedToken, status_code=201, summary="Create an API token")

@@ -126,7 +126,7 @@ def campaigns(
     store: StoreDep, settings: SettingsDep, page: PagingDep, _caller: Annotated[Principal, viewer]
 ) -> Any:
     rows = [c.as_dict() for c in library.list_campaigns(store, settings)]
-    return {**page.model_dump(), "total": len(rows), "items": rows[page.offset : page.offset + page.limit]}
+    return page.of(rows)
 
 
 @router.post("", response_model=CampaignDetail, status_code=201, summary="Save a new campaign")

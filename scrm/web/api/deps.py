@@ -156,6 +156,11 @@ class Paging(BaseModel):
     limit: int
     offset: int
 
+    def of(self, rows: list[Any]) -> dict[str, Any]:
+        """A :class:`Page` answer of a list held in memory (small lists: rules, tokens, definitions)."""
+        items = rows[self.offset : self.offset + self.limit]
+        return {**self.model_dump(), "total": len(rows), "items": items}
+
 
 def paging(
     limit: Annotated[int, Query(ge=1, le=500, description="items per page")] = 50,

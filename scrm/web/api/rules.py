@@ -58,7 +58,7 @@ class TryAnswer(BaseModel):
 def rules(settings: SettingsDep, page: PagingDep, _caller: Annotated[Principal, viewer]) -> Any:
     """The enabled rules, highest priority first (as `scrm bot rules`)."""
     rows = rule_rows(settings)
-    return {**page.model_dump(), "total": len(rows), "items": rows[page.offset : page.offset + page.limit]}
+    return page.of(rows)
 
 
 @router.post("/try", response_model=TryAnswer, summary="Which rule answers a message, and its reply")

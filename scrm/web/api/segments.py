@@ -65,7 +65,7 @@ def segments(
     store: StoreDep, settings: SettingsDep, page: PagingDep, _caller: Annotated[Principal, viewer]
 ) -> Any:
     rows = [s.as_dict() for s in library.list_segments(store, settings)]
-    return {**page.model_dump(), "total": len(rows), "items": rows[page.offset : page.offset + page.limit]}
+    return page.of(rows)
 
 
 @router.post("", response_model=Segment, status_code=201, summary="Save a new segment")
