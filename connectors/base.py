@@ -186,6 +186,15 @@ class Connector(ABC):
 
     # -- lifetime ---------------------------------------------------------------------------------
 
+    def fresh_copy(self) -> Connector | None:
+        """The same account with connections of its own, for a reader in a child process.
+
+        A sync reads through the copy in a forked process (:mod:`connectors.child_reader`), so the
+        copy must share nothing with this object that is not safe to share between processes (HTTP
+        sessions, threads, locks). None (the default): this connector reads in threads only.
+        """
+        return None
+
     def close(self) -> None:  # noqa: B027  (optional hook, nothing to release by default)
         """Release connections and threads."""
 

@@ -57,19 +57,10 @@ def insert_rows(
             params: Sequence[Sequence[Any]] = rows
             if times:
                 # column by column; rows of a batch share times (created_at; first_at = last_at)
-                texts: dict[datetime, str] = {}
-
-                def text(moment: datetime | None) -> str | None:
-                    if moment is None:
-                        return None
-                    found = texts.get(moment)
-                    if found is None:
-                        found = texts[moment] = _utc_text(moment)
-                    return found
-
                 values = list(zip(*rows, strict=True))
                 for k in times:
-                    values[k] = tuple(map(text, values[k]))
+                    texts = {m: _utc_text(m) for m in set(values[k]) if m is not None}
+                    values[k] = tuple(map(texts.get, values[k]))  # None stays None
                 params = list(zip(*values, strict=True))
             marks = ", ".join("?" * len(columns))
             cursor.executemany(

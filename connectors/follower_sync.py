@@ -21,14 +21,15 @@ nothing new writes nothing (its report says 0 new, 0 updated).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from connectors.base import Connector, FollowerProfile
+from connectors.base import Connector
+from connectors.follower_reads import PageEnd, pages_before, read_batches
 from connectors.follower_writes import (
     AccountRef,
     BatchResult,
@@ -38,6 +39,7 @@ from connectors.follower_writes import (
     write_share_reads,
 )
 from connectors.sync_state import Checkpoint as _Checkpoint
+from connectors.sync_state import fewer_collections as _fewer_collections
 from connectors.sync_state import read_ahead as _ahead
 from connectors.sync_state import sqlite_page_cache as _page_cache
 from connectors.wechat import WeChatConnector
@@ -125,6 +127,7 @@ def sync_wechat(
             ref,
             name=name,
             batch_size=settings.sync.batch_size,
+            reader_process={"auto": None, "always": True, "never": False}[settings.sync.reader_process],
             progress=progress,
             now=now,
             report=report,
@@ -138,16 +141,21 @@ def sync_followers(
     *,
     name: str = "",
     batch_size: int = 2_000,
+    reader_process: bool | None = None,
     progress: Progress | None = None,
     now: datetime | None = None,
     report: SyncReport | None = None,
 ) -> SyncReport:
-    """Sync one account through ``connector``; see the module docstring for the phases."""
+    """Sync one account through ``connector``; see the module docstring for the phases.
+
+    ``reader_process``: read profiles in a child process (True), in a thread (False), or (None)
+    in a child process when it pays (see :func:`connectors.follower_reads.read_batches`).
+    """
     started = time.perf_counter()
     report = report if report is not None else SyncReport(account=name)
     report.account = name
     try:
-        _sync(store, connector, account, batch_size, progress, now, report)
+        _sync(store, connector, account, batch_size, reader_process, progress, now, report)
     except ScrmError as exc:
         report.errors.append(str(exc))
         raise
@@ -161,11 +169,12 @@ def _sync(
     connector: Connector,
     account: AccountRef,
     batch_size: int,
+    process: bool | None,
     progress: Progress | None,
     now: datetime | None,
     report: SyncReport,
 ) -> None:
-    with store.bulk() as conn, _page_cache(conn):
+    with _fewer_collections(), store.bulk() as conn, _page_cache(conn):
         with conn.begin():
             checkpoint = _Checkpoint(conn, account.id, FOLLOWERS)
             state = checkpoint.state
@@ -197,6 +206,7 @@ def _sync(
                 cache,
                 present,
                 batch_size,
+                process,
                 progress,
                 report,
             )
@@ -216,45 +226,6 @@ def _sync(
     store.analyze("identity", "customer", "follow", "customer_tag", "interaction")
 
 
-def _pages_before(connector: Connector, cursor: str) -> Iterator[tuple[str, ...]]:
-    """Ids of the pages before the one starting at ``cursor`` (the whole list if it is not met)."""
-    for page in connector.followers():
-        yield page.ids
-        if page.next_cursor == cursor or page.next_cursor is None:
-            return
-
-
-@dataclass(frozen=True)
-class _Batch:
-    """Profiles of ``ids``: the page starting at ``cursor``, up to position ``end`` in it."""
-
-    cursor: str | None
-    end: int
-    ids: tuple[str, ...]
-    profiles: list[FollowerProfile]
-    total: int
-
-
-@dataclass(frozen=True)
-class _PageEnd:
-    ids: tuple[str, ...]
-    next_cursor: str | None
-
-
-def _read(
-    connector: Connector, cursor: str | None, skip: int, batch_size: int
-) -> Iterator[_Batch | _PageEnd]:
-    """Pages of ids from ``cursor`` (less ``skip`` ids of the first) and their profiles, batch by batch."""
-    for page in connector.followers(cursor):
-        for start in range(skip, len(page.ids), batch_size):
-            chunk = page.ids[start : start + batch_size]
-            profiles = [p for batch in connector.profiles(chunk) for p in batch]
-            yield _Batch(cursor, start + len(chunk), chunk, profiles, page.total)
-        skip = 0
-        yield _PageEnd(page.ids, page.next_cursor)
-        cursor = page.next_cursor
-
-
 def _list(
     store: Store,
     conn: Connection,
@@ -265,6 +236,7 @@ def _list(
     cache: KeyCache | None,
     present: set[str],
     batch_size: int,
+    process: bool | None,
     progress: Progress | None,
     report: SyncReport,
 ) -> None:
@@ -272,12 +244,12 @@ def _list(
     cursor: str | None = state["cursor"]
     skip: int = state["done"]
     if cursor is not None:
-        for ids in _pages_before(connector, cursor):
+        for ids in pages_before(connector, cursor):
             present.update(ids)
     done = len(present) + skip
     analyzed_at = 1_000
-    for item in _ahead(_read(connector, cursor, skip, batch_size)):
-        if isinstance(item, _PageEnd):
+    for item in read_batches(connector, cursor, skip, batch_size, process=process):
+        if isinstance(item, PageEnd):
             present.update(item.ids)
             with conn.begin():
                 state["cursor"], state["done"] = item.next_cursor, 0

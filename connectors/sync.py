@@ -8,23 +8,21 @@ without storing anything twice.
 
 from __future__ import annotations
 
-import multiprocessing
-import os
 import time
-import traceback
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
-from queue import Empty
 from typing import Any
 
 from sqlalchemy.engine import Connection
 
+from connectors import child_reader
 from connectors.orders import Format, OrderReader, RowError
 from scrm.config import Settings
-from scrm.errors import ImportFileError, ScrmError
+from scrm.errors import ImportFileError
 from scrm.identity import Merge, resolve
 from scrm.money import format_money
 from scrm.purchases import repoint_purchases, stored_orders, utc_text, write_purchases
@@ -38,7 +36,7 @@ Progress = Callable[[int, int], None]  # (bytes read, bytes in all)
 #: occurred_at in :func:`scrm.purchases.utc_text` form
 Wire = tuple[int, str, tuple[tuple[str, str, str], ...], int, str, str, str]
 Message = tuple[Any, ...]
-#: files smaller than this are parsed in-process (a reader process takes ~0.5 s to start)
+#: files smaller than this are parsed in-process
 _PROCESS_MIN_BYTES = 8 << 20
 
 
@@ -194,8 +192,10 @@ def import_purchases(
     started = time.perf_counter()
     size = settings.imports.batch_size
     mode = settings.imports.reader_process
-    in_process = mode == "never" or (
-        mode == "auto" and (reader.size < _PROCESS_MIN_BYTES or (os.cpu_count() or 1) < 2)
+    in_process = (
+        mode == "never"
+        or not child_reader.available()
+        or (mode == "auto" and reader.size < _PROCESS_MIN_BYTES)
     )
     messages = _batches(kwargs, size) if in_process else _from_process(kwargs, size)
     with store.bulk() as conn, _BatchWriter(store, conn, source, report) as writer:
@@ -280,43 +280,13 @@ def _batches(kwargs: dict[str, Any], size: int) -> Iterator[Message]:
     yield ("done", reader.ignored_columns)
 
 
-def _produce(kwargs: dict[str, Any], size: int, queue: Any) -> None:
-    """Entry point of the reader process: send every message, or the traceback of a crash."""
-    try:
-        for message in _batches(kwargs, size):
-            queue.put(message)
-    except BaseException:
-        queue.put(("crash", traceback.format_exc()))
-
-
 def _from_process(kwargs: dict[str, Any], size: int) -> Iterator[Message]:
     """Parse in a child process while this one resolves and writes: two cores instead of one.
 
-    The queue holds at most two batches, so memory stays bounded; if the import stops for any
-    reason the child is terminated.
+    At most two batches wait in the queue, so memory stays bounded; if the import stops for any
+    reason the child is killed (:mod:`connectors.child_reader`).
     """
-    context = multiprocessing.get_context("spawn")
-    queue = context.Queue(maxsize=2)
-    child = context.Process(target=_produce, args=(kwargs, size, queue), name="scrm-reader", daemon=True)
-    child.start()
-    try:
-        while True:
-            try:
-                message = queue.get(timeout=1.0)
-            except Empty:
-                if not child.is_alive():
-                    raise ScrmError(
-                        f"the process reading {kwargs['path']} stopped (exit code {child.exitcode}); "
-                        "what was read before is stored: import the file again"
-                    ) from None
-                continue
-            if message[0] == "crash":
-                raise RuntimeError(f"the reader process failed:\n{message[1]}")
-            yield message
-            if message[0] in ("done", "error"):
-                return
-    finally:
-        if child.is_alive():
-            child.terminate()
-        child.join()
-        queue.close()
+    return child_reader.in_child(
+        partial(_batches, kwargs, size),
+        advice=f"reading {kwargs['path']}; what was read before is stored: import the file again",
+    )

@@ -108,6 +108,7 @@ class WeChatConnector(Connector):
     def __init__(self, account: WeChatAccount, sync: SyncSettings | None = None) -> None:
         sync = sync or SyncSettings()
         self.account = account
+        self.sync_settings = sync
         self.concurrency = sync.concurrency
         self.api = WeChatApi(
             account.appid,
@@ -145,6 +146,12 @@ class WeChatConnector(Connector):
     def close(self) -> None:
         self._fetcher.close()
         self.api.close()
+
+    def fresh_copy(self) -> WeChatConnector:
+        """The same account with its own connections and threads, starting from this one's token."""
+        copy = WeChatConnector(self.account, self.sync_settings)
+        copy.api.keeper.adopt(self.api.keeper)
+        return copy
 
     # -- reading ----------------------------------------------------------------------------------
 

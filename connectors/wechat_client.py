@@ -148,6 +148,10 @@ class _TokenKeeper:
         self._expires_at = 0.0
         self.fetches = 0
 
+    def adopt(self, other: _TokenKeeper) -> None:
+        """Start from ``other``'s token (a copy made for another process: no second token request)."""
+        self._token, self._expires_at = other._token, other._expires_at
+
     def token(self, client: Any) -> str:
         token = self._token
         if token is not None and self._expires_at - time.monotonic() > 60:

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
@@ -240,6 +241,33 @@ def test_a_second_sync_with_nothing_new_changes_nothing(
     assert dump(store) == before
 
 
+def test_reading_in_a_child_process_makes_the_same_store_and_report(
+    tmp_path: Path, store: Store, sim: SimulatorServer
+) -> None:
+    with closing(Store(f"sqlite:///{tmp_path / 'threads.db'}")) as threads:
+        threads.upgrade()
+        config = write_config(tmp_path / "threads.toml", str(threads.url), sim, reader_process="never")
+        expected = sync_wechat(threads, load_settings(config))
+        reference = dump(threads)
+    since = len(sim.requests())
+    report = sync_wechat(store, settings_for(tmp_path, store, sim, reader_process="always"))
+    assert dump(store) == reference
+    fields = ("followers", "new", "updated", "customers_created", "referrals", "tags_added", "share_reads")
+    assert [getattr(report, f) for f in fields] == [getattr(expected, f) for f in fields]
+    # the same requests, each profile asked for once, and one token (the reader used the sync's)
+    assert Counter(r["path"] for r in sim.requests(since)) == Counter(
+        r["path"] for r in sim.requests()[:since]
+    )
+    asked = [
+        o["openid"]
+        for r in sim.requests(since)
+        if r["path"] == "/cgi-bin/user/info/batchget"
+        for o in r["json"]["user_list"]
+    ]
+    assert len(asked) == len(set(asked)) == len(sim.state.subscribed())
+    assert sum(r["path"] == "/cgi-bin/token" for r in sim.requests(since)) == 1
+
+
 def test_unionid_merges_followers_with_the_buyers_of_order_imports(
     tmp_path: Path, store: Store, sim: SimulatorServer
 ) -> None:
@@ -349,6 +377,24 @@ def test_tags_taken_off_on_the_platform_are_taken_off_here(
     }
 
 
+def no_process_left(marker: str, seconds: float = 5.0) -> bool:
+    """Whether, within ``seconds``, no live process has ``marker`` in its command line (Linux /proc)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        alive = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                state = stat.read_text().rsplit(")", 1)[1].split()[0]
+                cmdline = (stat.parent / "cmdline").read_bytes().decode(errors="replace")
+            except (OSError, IndexError):
+                continue  # gone meanwhile
+            if marker in cmdline and state != "Z":
+                alive.append(stat.parent.name)
+        if not alive or time.monotonic() > deadline:
+            return not alive
+        time.sleep(0.05)
+
+
 @pytest.fixture(scope="module")
 def kill_population() -> Population:
     return generate_population(followers=8_000, seed=13)
@@ -368,20 +414,27 @@ def uninterrupted(kill_population: Population, tmp_path_factory: pytest.TempPath
 
 
 @pytest.mark.parametrize(
-    ("path", "seen"),
-    [("/cgi-bin/user/info/batchget", 30), ("/track/share_reads", 1)],
-    ids=["while-listing", "while-pulling-share-reads"],
+    ("path", "seen", "reader"),
+    [
+        ("/cgi-bin/user/info/batchget", 30, "never"),
+        ("/cgi-bin/user/info/batchget", 30, "always"),
+        ("/track/share_reads", 1, "auto"),
+    ],
+    ids=["while-listing", "while-listing-in-a-reader-process", "while-pulling-share-reads"],
 )
 def test_a_sync_killed_mid_way_resumes_to_the_same_store(
     tmp_path: Path,
     database_url: str,
     path: str,
     seen: int,
+    reader: str,
     kill_population: Population,
     uninterrupted: dict[str, Any],
 ) -> None:
     with SimulatorServer(kill_population, appid=APPID, secret=SECRET) as sim:
-        config = write_config(tmp_path / "killed.toml", database_url, sim, batch_size=500, concurrency=2)
+        config = write_config(
+            tmp_path / "killed.toml", database_url, sim, batch_size=500, concurrency=2, reader_process=reader
+        )
         with closing(Store(database_url)) as fresh:
             fresh.upgrade()
         command = [sys.executable, "-m", "scrm", "--config", str(config), "sync", "wechat", "--json"]
@@ -395,6 +448,7 @@ def test_a_sync_killed_mid_way_resumes_to_the_same_store(
                 time.sleep(0.002)
             child.send_signal(signal.SIGKILL)
         assert child.returncode == -signal.SIGKILL
+        assert no_process_left(str(config))  # its reader process (a fork: same command line) died too
         with closing(Store(database_url)) as killed_store, killed_store.connect() as conn:
             row = conn.execute(
                 sa.text("SELECT state, finished_at FROM sync_checkpoint WHERE kind = 'followers'")

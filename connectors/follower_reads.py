@@ -1,0 +1,143 @@
+"""The reading side of a follower sync: pages of ids and their profiles, batch by batch.
+
+:func:`read_batches` yields, from a page cursor on, each batch of profiles (:class:`Batch`) and the
+end of each page (:class:`PageEnd`), running ahead of the writer in a thread; or, on a machine with a
+second core and a connector that can copy itself (:meth:`~connectors.base.Connector.fresh_copy`), in a
+child process (:mod:`connectors.child_reader`), where HTTP and JSON cost the writer no CPU.
+
+Between the processes profiles travel as plain tuples with the subscribe time as an integer
+timestamp: pickling frozen dataclasses holding aware datetimes cost the child as much as the JSON.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from connectors import child_reader
+from connectors.base import Connector, FollowerPage, FollowerProfile
+from connectors.sync_state import read_ahead
+
+__all__ = ["Batch", "PageEnd", "pages_before", "read_batches"]
+
+#: (openid, unionid, subscribed, subscribe time, scene, qr_scene_str, tag ids, remark); the time is a
+#: POSIX timestamp when it is a whole second in UTC (WeChat's times), else the datetime itself
+Wire = tuple[str, str | None, bool, int | datetime | None, str, str, tuple[int, ...], str]
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Profiles of ``ids``: the page starting at ``cursor``, up to position ``end`` in it."""
+
+    cursor: str | None
+    end: int
+    ids: tuple[str, ...]
+    profiles: list[FollowerProfile]
+    total: int
+
+
+@dataclass(frozen=True)
+class PageEnd:
+    ids: tuple[str, ...]
+    next_cursor: str | None
+
+
+def pages_before(connector: Connector, cursor: str) -> Iterator[tuple[str, ...]]:
+    """Ids of the pages before the one starting at ``cursor`` (the whole list if it is not met)."""
+    for page in connector.followers():
+        yield page.ids
+        if page.next_cursor == cursor or page.next_cursor is None:
+            return
+
+
+def _batches(
+    connector: Connector, pages: Iterator[FollowerPage], cursor: str | None, skip: int, batch_size: int
+) -> Iterator[Batch | PageEnd]:
+    for page in pages:
+        for start in range(skip, len(page.ids), batch_size):
+            chunk = page.ids[start : start + batch_size]
+            profiles = [p for batch in connector.profiles(chunk) for p in batch]
+            yield Batch(cursor, start + len(chunk), chunk, profiles, page.total)
+        skip = 0
+        yield PageEnd(page.ids, page.next_cursor)
+        cursor = page.next_cursor
+
+
+def _then(first: FollowerPage, rest: Iterator[FollowerPage]) -> Iterator[FollowerPage]:
+    yield first
+    yield from rest
+
+
+def read_batches(
+    connector: Connector, cursor: str | None, skip: int, batch_size: int, *, process: bool | None = None
+) -> Iterator[Batch | PageEnd]:
+    """Batches of profiles from the page at ``cursor`` on (less ``skip`` ids of that page).
+
+    ``process``: read in a child process (True), in a thread (False), or (None) in a child process
+    when one can run here, the connector can copy itself and at least ``10 * batch_size`` followers
+    are left to read.
+    """
+    pages = connector.followers(cursor)
+    first = next(pages, None)
+    if first is None:
+        return
+    if process is None:
+        left = max(first.total, len(first.ids)) - skip
+        process = left >= 10 * batch_size and child_reader.available()
+    copy = connector.fresh_copy() if process else None
+    if copy is None:
+        yield from read_ahead(_batches(connector, _then(first, pages), cursor, skip, batch_size))
+        return
+
+    def produce() -> Iterator[Any]:  # runs in the child
+        with copy:
+            rest = copy.followers(first.next_cursor) if first.next_cursor else iter(())
+            for item in _batches(copy, _then(first, rest), cursor, skip, batch_size):
+                yield _encode(item) if isinstance(item, Batch) else item
+
+    for message in child_reader.in_child(produce):
+        yield _decode(message) if isinstance(message, tuple) else message
+
+
+def _encode(batch: Batch) -> tuple[Any, ...]:
+    wire: list[Wire] = [
+        (
+            p.openid,
+            p.unionid,
+            p.subscribed,
+            _stamp(p.subscribe_time),
+            p.scene,
+            p.qr_scene_str,
+            p.tag_ids,
+            p.remark,
+        )
+        for p in batch.profiles
+    ]
+    return (batch.cursor, batch.end, batch.ids, wire, batch.total)
+
+
+def _stamp(moment: datetime | None) -> int | datetime | None:
+    if moment is None or moment.microsecond or moment.tzinfo is not UTC:
+        return moment
+    return int(moment.timestamp())
+
+
+def _decode(message: tuple[Any, ...]) -> Batch:
+    cursor, end, ids, wire, total = message
+    times: dict[int, datetime] = {}
+
+    def moment(stamp: int | datetime | None) -> datetime | None:
+        if stamp is None or isinstance(stamp, datetime):
+            return stamp
+        found = times.get(stamp)
+        if found is None:
+            found = times[stamp] = datetime.fromtimestamp(stamp, UTC)
+        return found
+
+    profiles = [
+        FollowerProfile(openid, unionid, subscribed, moment(stamp), scene, qr, tags, remark)
+        for openid, unionid, subscribed, stamp, scene, qr, tags, remark in wire
+    ]
+    return Batch(cursor, end, ids, profiles, total)
