@@ -43,7 +43,7 @@ from scrm.config import Settings
 from scrm.identity import Merge
 from scrm.key_cache import KeyCache
 from scrm.models import IdentityKind, utcnow
-from scrm.store import Store
+from scrm.store import PlannerStatistics, Store
 from scrm.sync_accounts import sync_accounts
 
 __all__ = ["CONTACTS", "EVENTS", "GROUPS", "WeComSyncReport", "sync_corp", "sync_wecom"]
@@ -52,20 +52,6 @@ CONTACTS, GROUPS, EVENTS = "wecom_contacts", "wecom_groups", "wecom_events"
 #: progress(groups done, groups listed so far)
 Progress = Callable[[int, int], None]
 _TABLES = ("identity", "customer", "staff_contact", "customer_group", "group_membership", "relation")
-
-
-class _Statistics:
-    """ANALYZE the tables whenever the rows this sync read have doubled (PostgreSQL's planner would
-    otherwise keep believing the tables empty and scan them whole for every lookup: quadratic)."""
-
-    def __init__(self, store: Store) -> None:
-        self.store, self.rows, self.at = store, 0, 1_000
-
-    def grew(self, rows: int) -> None:
-        self.rows += rows
-        if self.rows >= 2 * self.at:
-            self.at = self.rows
-            self.store.analyze(*_TABLES)
 
 
 @dataclass
@@ -146,7 +132,7 @@ def sync_corp(
     started = time.perf_counter()
     report = WeComSyncReport(account=name)
     with store.bulk() as conn, sqlite_page_cache(conn):
-        statistics = _Statistics(store)
+        statistics = PlannerStatistics(store, *_TABLES)
         with conn.begin():  # SQLite: the corp's keys in memory (and unionids if none yet): no probe per key
             cache = KeyCache.start(
                 conn, (IdentityKind.WECOM_EXTERNAL.value, account.scope), [(IdentityKind.UNIONID.value, "")]
@@ -180,7 +166,7 @@ def _contacts(
     account: AccountRef,
     batch_size: int,
     report: WeComSyncReport,
-    statistics: _Statistics,
+    statistics: PlannerStatistics,
     cache: KeyCache | None,
 ) -> None:
     checkpoint = _begin(conn, account, CONTACTS, {"cursor": None}, report)
@@ -231,7 +217,7 @@ def _groups(
     now: datetime | None,
     progress: Progress | None,
     report: WeComSyncReport,
-    statistics: _Statistics,
+    statistics: PlannerStatistics,
     cache: KeyCache | None,
 ) -> None:
     fresh = {"sync_time": (now or utcnow()).isoformat(), "cursor": None, "done": 0}

@@ -4,7 +4,10 @@ A callback server answers each message only once its record is durably stored; c
 record on its own would make the database's commit rate the bot's limit. :class:`GroupCommit` runs
 one writer thread: a request submits its record and waits on a future; the writer takes what is
 queued, waits up to ``window`` seconds for more, writes the group with
-:func:`~scrm.inbound.write_inbound` in one transaction and resolves the futures.
+:func:`~scrm.inbound.write_inbound` in one transaction and resolves the futures. The thread lets the
+event loop go on serving while the writer waits on a database server (PostgreSQL); SQLite, which
+works inside the process, is written from the event loop itself (:mod:`scrm.loop_commit`). Both
+are an :class:`InboundWriter`.
 """
 
 from __future__ import annotations
@@ -16,19 +19,24 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future
+from typing import Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from scrm.inbound import InboundRecord, Outcome, write_inbound
-from scrm.store import Store
+from scrm.store import PlannerStatistics, Store
 
-__all__ = ["GroupCommit"]
+__all__ = ["GroupCommit", "InboundWriter"]
 
 log = logging.getLogger(__name__)
 
 #: seconds a SQLite writer waits for the other processes' write lock before the group fails
 _LOCK_WAIT = 30.0
+#: PostgreSQL: the advisory lock that lets one process's group claim its keys at a time. Two groups
+#: claiming overlapping keys (a retry racing its first copy) at the same moment deadlocked now and
+#: then, and PostgreSQL breaks a deadlock only after its deadlock_timeout (1 s by default).
+_PG_WRITER_LOCK = 0x5C12_0001
 
 
 _Item = tuple[InboundRecord, str, str, str]
@@ -45,6 +53,16 @@ def _settle(pairs: list[tuple[asyncio.Future[Outcome], Outcome | BaseException]]
             future.set_exception(result)
         else:
             future.set_result(result)
+
+
+class InboundWriter(Protocol):
+    """What the bot's endpoint needs of a writer: submit a record from a coroutine, and close."""
+
+    def submit_async(
+        self, record: InboundRecord, rule: str, reply: str, status: str
+    ) -> asyncio.Future[Outcome]: ...
+
+    def close(self) -> None: ...
 
 
 class GroupCommit:
@@ -72,6 +90,10 @@ class GroupCommit:
         self._full = threading.Event()  # set when max_batch records are waiting (or on close)
         self._closing = False
         self._accounts: dict[str, int] = {}
+        # a bot writing into a new store keeps its key lookups on their indexes (PostgreSQL)
+        self._statistics = PlannerStatistics(
+            store, "identity", "customer", "inbound_message", "follower_activity", background=True
+        )
         self._conn: Connection | None = None
         dbapi = store.engine.dialect.dbapi
         self._retryable: tuple[type[BaseException], ...] = (
@@ -177,6 +199,8 @@ class GroupCommit:
                 conn = self._connection()
                 if conn.dialect.name == "sqlite":
                     self._begin_immediate(conn)
+                elif conn.dialect.name == "postgresql":
+                    conn.exec_driver_sql("SELECT pg_advisory_xact_lock(%s)", (_PG_WRITER_LOCK,))
                 try:
                     outcomes = write_inbound(conn, items, self._accounts)
                     conn.commit()
@@ -195,6 +219,7 @@ class GroupCommit:
                 self._drop_connection()
                 break
             self._resolve(group, outcomes)
+            self._statistics.grew(sum(not outcome.duplicate for outcome in outcomes))
             return
         assert error is not None
         self._resolve(group, [error] * len(group))

@@ -149,12 +149,19 @@ def write_inbound(
     missing = {r.appid for r, *_ in items} - set(accounts)
     if missing:
         raise LookupError(f"no account with appid {sorted(missing)} in the store: run `scrm init`")
-    key_sets: list[tuple[KeyTuple, ...]] = [(_openid_key(r, r.openid),) for r, *_ in items]
+    # Keys and claims go to the store in sorted order, so that writers meeting on the same keys
+    # take their row locks in one order (the bot's own writers are also serialised: GroupCommit).
     referrers = [r.referrer for r, *_ in items]
-    key_sets += [(_openid_key(r, ref),) for (r, *_), ref in zip(items, referrers, strict=True) if ref]
-    ids = resolve(conn, key_sets, source="bot:wechat").customer_ids
-    ref_ids = iter(ids[len(items) :])
-    referrer_of = [next(ref_ids) if ref else None for ref in referrers]
+    wanted = {_openid_key(r, r.openid) for r, *_ in items}
+    wanted.update(_openid_key(r, ref) for (r, *_), ref in zip(items, referrers, strict=True) if ref)
+    openid_keys = sorted(wanted)
+    found = resolve(conn, [(k,) for k in openid_keys], source="bot:wechat").customer_ids
+    customer_of = dict(zip(openid_keys, found, strict=True))
+    ids = [customer_of[_openid_key(r, r.openid)] for r, *_ in items]
+    referrer_of = [
+        customer_of[_openid_key(r, ref)] if ref else None
+        for (r, *_), ref in zip(items, referrers, strict=True)
+    ]
     now = utcnow()
 
     # Claim each (account, key) once: a copy later in this group is a duplicate of the first.
@@ -163,12 +170,12 @@ def write_inbound(
         first.setdefault((accounts[record.appid], record.dedup_key), k)
     rows = [
         (account_id, key, ids[k], items[k][0].kind, items[k][1], items[k][3], items[k][2], now)
-        for (account_id, key), k in first.items()
+        for (account_id, key), k in sorted(first.items())
     ]
     recorded = conn.dialect.name == "postgresql"  # interactions and last actions in the same statement
     if recorded:
         claimed = claim_and_record_pg(
-            conn, [(*row, *_interaction(items[k][0])) for row, k in zip(rows, first.values(), strict=True)]
+            conn, [(*row, *_interaction(items[first[(row[0], row[1])]][0])) for row in rows]
         )
     else:
         claimed = claim_inbound(conn, rows)

@@ -8,7 +8,9 @@ refuses to work on a schema that is older than the code.
 
 from __future__ import annotations
 
+import logging
 import re
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
@@ -24,7 +26,9 @@ from sqlmodel import Session
 
 from scrm.errors import SchemaOutOfDate, StoreError
 
-__all__ = ["Store", "redact_url"]
+__all__ = ["PlannerStatistics", "Store", "redact_url"]
+
+log = logging.getLogger(__name__)
 
 _PASSWORD = re.compile(r"(://[^:/@]+:)[^@]+@")
 
@@ -184,3 +188,38 @@ class Store:
                 f"the database schema is at revision {current}, this scrm needs {head}: "
                 "run `scrm init` to upgrade it"
             )
+
+
+class PlannerStatistics:
+    """ANALYZE ``tables`` each time the rows written through this object have doubled (PostgreSQL).
+
+    A table that fills from empty keeps the statistics of an empty table until autovacuum's next
+    pass (a minute or more): meanwhile the planner takes a lookup by a unique key for a scan of the
+    key's first columns, and every lookup reads the whole table. A bulk load, or a server writing
+    into a new store, calls :meth:`grew` after each batch. ``background=True`` runs the ANALYZE in a
+    thread of its own (one at a time), so that a request path never waits for it.
+    """
+
+    def __init__(self, store: Store, *tables: str, first: int = 1_000, background: bool = False) -> None:
+        self.store, self.tables, self.background = store, tables, background
+        self.rows, self.at = 0, first
+        self._running = threading.Lock()
+
+    def grew(self, rows: int) -> None:
+        """Count ``rows`` more written; ANALYZE when the count has doubled since the last time."""
+        self.rows += rows
+        if self.store.dialect != "postgresql" or self.rows < 2 * self.at:
+            return
+        self.at = self.rows
+        if not self.background:
+            self.store.analyze(*self.tables)
+        elif self._running.acquire(blocking=False):
+            threading.Thread(target=self._analyze, name="scrm-analyze", daemon=True).start()
+
+    def _analyze(self) -> None:
+        try:
+            self.store.analyze(*self.tables)
+        except Exception:  # statistics are an optimisation: a failure must not stop the writer
+            log.warning("ANALYZE %s failed", ", ".join(self.tables), exc_info=True)
+        finally:
+            self._running.release()

@@ -8,8 +8,10 @@ compatible or safe mode and answers within WeChat's 5 seconds:
 2. the reply rules pick a rule; its reply is rendered (follower context, template) in a worker thread
    within the rule's ``timeout_seconds``. When that takes longer, the answer is ``success`` and the
    reply is sent afterwards as a customer-service message (unless the follower has left);
-3. the record is stored once (:class:`~scrm.inbound.GroupCommit`, unique per account and MsgId or
-   (openid, CreateTime)) with its reply; a retry, in this process or another, gets the stored reply.
+3. the record is stored once, in a group with the records of the requests that arrived with it
+   (:class:`~scrm.loop_commit.LoopCommit` on SQLite, :class:`~scrm.group_commit.GroupCommit` on
+   PostgreSQL; unique per account and MsgId or (openid, CreateTime)) with its reply; a retry, in
+   this process or another, gets the stored reply.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from connectors.wechat import WeChatConnector
 from connectors.wechat_callback import Reply, WeChatCallback
 from scrm.config import Settings, WeChatAccount
 from scrm.errors import CallbackRejected, ScrmError, SignatureRejected
-from scrm.group_commit import GroupCommit
+from scrm.group_commit import GroupCommit, InboundWriter
 from scrm.inbound import (
     FollowerContext,
     InboundRecord,
@@ -39,6 +41,7 @@ from scrm.inbound import (
     is_following,
     set_status,
 )
+from scrm.loop_commit import LoopCommit
 from scrm.store import Store
 
 __all__ = ["WeChatBot"]
@@ -94,7 +97,11 @@ class WeChatBot:
         folder = (settings.base_dir / bot.templates) if bot.templates else None
         self.rulebook = Rulebook(bot, settings.scrm.tz, Renderer(folder, globals=template_globals))
         self.max_body = bot.max_body_bytes
-        self.commit = GroupCommit(store, window=bot.group_commit_ms / 1000)
+        self.commit: InboundWriter = (
+            LoopCommit(store)  # SQLite works in this process: written from the event loop
+            if store.dialect == "sqlite"
+            else GroupCommit(store, window=bot.group_commit_ms / 1000)  # a server: a writer thread
+        )
         self.pool = ThreadPoolExecutor(16, thread_name_prefix="scrm-bot")
         self.accounts: dict[str, _Account] = {}
         for name, account in settings.accounts.items():
