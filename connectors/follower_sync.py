@@ -39,9 +39,9 @@ from connectors.follower_writes import (
     write_share_reads,
 )
 from connectors.sync_state import Checkpoint as _Checkpoint
+from connectors.sync_state import bulk_settings as _bulk_settings
 from connectors.sync_state import fewer_collections as _fewer_collections
 from connectors.sync_state import read_ahead as _ahead
-from connectors.sync_state import sqlite_page_cache as _page_cache
 from connectors.wechat import WeChatConnector
 from scrm.config import Settings
 from scrm.errors import ScrmError
@@ -174,7 +174,7 @@ def _sync(
     now: datetime | None,
     report: SyncReport,
 ) -> None:
-    with _fewer_collections(), store.bulk() as conn, _page_cache(conn):
+    with _fewer_collections(), store.bulk() as conn, _bulk_settings(conn):
         with conn.begin():
             checkpoint = _Checkpoint(conn, account.id, FOLLOWERS)
             state = checkpoint.state

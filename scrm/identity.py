@@ -124,7 +124,8 @@ def _lookup(conn: Connection, keys: Iterable[KeyTuple]) -> dict[KeyTuple, int]:
                 chunk = values[start : start + _CHUNK]
                 params: tuple[Any, ...]
                 if postgres:
-                    sql, params = f"{select} AND value = ANY(%s)", (kind, scope, chunk)
+                    # the array in binary: its text format quotes each value through a regex in Python
+                    sql, params = f"{select} AND value = ANY(%b)", (kind, scope, chunk)
                 else:
                     sql = f"{select} AND value IN ({', '.join('?' * len(chunk))})"
                     params = (kind, scope, *chunk)
