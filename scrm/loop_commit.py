@@ -10,7 +10,7 @@ on SQLite :class:`LoopCommit` writes in the event loop itself:
   have all been read, decrypted and matched: they form the group, with no timed window;
 - the flush takes SQLite's write lock without waiting (``BEGIN IMMEDIATE``, no busy handler). When
   another server process holds it, the flush is tried again 0.2 ms later, so the loop keeps
-  serving meanwhile; after ``lock_wait`` seconds the group fails;
+  serving meanwhile (every 2 ms after the first 10 ms); after ``lock_wait`` seconds the group fails;
 - the group is written by :func:`~scrm.inbound.write_inbound` in one transaction, exactly as the
   writer thread writes it, and each request's future is resolved.
 """
@@ -33,7 +33,9 @@ __all__ = ["LoopCommit"]
 log = logging.getLogger(__name__)
 
 _Item = tuple[InboundRecord, str, str, str]
-_RETRY = 0.0002  # seconds between tries of the write lock
+#: seconds between tries of the write lock: another bot worker holds it a millisecond or two; after
+#: 10 ms (a long transaction elsewhere: a campaign run, a sync) the loop tries less often
+_RETRY, _RETRY_SLOW, _SLOW_AFTER = 0.0002, 0.002, 0.01
 
 
 class LoopCommit:
@@ -110,7 +112,8 @@ class LoopCommit:
             now = time.monotonic()
             self._waiting_since = self._waiting_since or now
             if "locked" in str(exc.orig) and now - self._waiting_since < self.lock_wait:
-                loop.call_later(_RETRY, self._flush, loop)  # another process writes: try again soon
+                delay = _RETRY if now - self._waiting_since < _SLOW_AFTER else _RETRY_SLOW
+                loop.call_later(delay, self._flush, loop)  # another process writes: try again soon
                 return
             self._fail(len(self._pending), exc)
         else:
