@@ -1,12 +1,13 @@
-"""The reading side of a follower sync: pages of ids and their profiles, batch by batch.
+"""The reading side of a follower sync: pages of ids and their profiles, batch by batch, and share reads.
 
 :func:`read_batches` yields, from a page cursor on, each batch of profiles (:class:`Batch`) and the
 end of each page (:class:`PageEnd`), running ahead of the writer in a thread; or, on a machine with a
 second core and a connector that can copy itself (:meth:`~connectors.base.Connector.fresh_copy`), in a
 child process (:mod:`connectors.child_reader`), where HTTP and JSON cost the writer no CPU.
+:func:`read_interactions` does the same for the pages of share reads.
 
-Between the processes profiles travel as plain tuples with the subscribe time as an integer
-timestamp: pickling frozen dataclasses holding aware datetimes cost the child as much as the JSON.
+Between the processes records travel as plain tuples with times as integer timestamps: pickling
+frozen dataclasses holding aware datetimes cost the child as much as the JSON.
 """
 
 from __future__ import annotations
@@ -17,11 +18,21 @@ from datetime import UTC, datetime
 from typing import Any
 
 from connectors import child_reader
-from connectors.base import Connector, FollowerPage, FollowerProfile
+from connectors.base import Connector, FollowerPage, FollowerProfile, InteractionPage, ShareRead
 from connectors.sync_state import read_ahead
 
-__all__ = ["Batch", "PageEnd", "pages_before", "read_batches"]
+__all__ = [
+    "CHILD_MIN_BATCHES",
+    "Batch",
+    "PageEnd",
+    "pages_before",
+    "read_batches",
+    "read_interactions",
+    "use_child",
+]
 
+#: with ``reader_process = "auto"``, a child process reads when at least this many batches are left
+CHILD_MIN_BATCHES = 10
 #: (openid, unionid, subscribed, subscribe time, scene, qr_scene_str, tag ids, remark); the time is a
 #: POSIX timestamp when it is a whole second in UTC (WeChat's times), else the datetime itself
 Wire = tuple[str, str | None, bool, int | datetime | None, str, str, tuple[int, ...], str]
@@ -52,6 +63,14 @@ def pages_before(connector: Connector, cursor: str) -> Iterator[tuple[str, ...]]
             return
 
 
+def use_child(process: bool | None, batches: float) -> bool:
+    """Whether to read in a child process: ``process`` if given, else (auto) with ``batches`` left
+    of at least :data:`CHILD_MIN_BATCHES`; never where none can run (:func:`child_reader.available`)."""
+    if not child_reader.available():
+        return False
+    return batches >= CHILD_MIN_BATCHES if process is None else process
+
+
 def _batches(
     connector: Connector, pages: Iterator[FollowerPage], cursor: str | None, skip: int, batch_size: int
 ) -> Iterator[Batch | PageEnd]:
@@ -76,17 +95,15 @@ def read_batches(
     """Batches of profiles from the page at ``cursor`` on (less ``skip`` ids of that page).
 
     ``process``: read in a child process (True), in a thread (False), or (None) in a child process
-    when one can run here, the connector can copy itself and at least ``10 * batch_size`` followers
-    are left to read.
+    when at least :data:`CHILD_MIN_BATCHES` batches are left (:func:`use_child`); a connector that
+    cannot copy itself reads in a thread.
     """
     pages = connector.followers(cursor)
     first = next(pages, None)
     if first is None:
         return
-    if process is None:
-        left = max(first.total, len(first.ids)) - skip
-        process = left >= 10 * batch_size and child_reader.available()
-    copy = connector.fresh_copy() if process else None
+    left = max(first.total, len(first.ids)) - skip
+    copy = connector.fresh_copy() if use_child(process, left / batch_size) else None
     if copy is None:
         yield from read_ahead(_batches(connector, _then(first, pages), cursor, skip, batch_size))
         return
@@ -126,18 +143,52 @@ def _stamp(moment: datetime | None) -> int | datetime | None:
 
 def _decode(message: tuple[Any, ...]) -> Batch:
     cursor, end, ids, wire, total = message
-    times: dict[int, datetime] = {}
-
-    def moment(stamp: int | datetime | None) -> datetime | None:
-        if stamp is None or isinstance(stamp, datetime):
-            return stamp
-        found = times.get(stamp)
-        if found is None:
-            found = times[stamp] = datetime.fromtimestamp(stamp, UTC)
-        return found
-
+    moment = _Moments()
     profiles = [
         FollowerProfile(openid, unionid, subscribed, moment(stamp), scene, qr, tags, remark)
         for openid, unionid, subscribed, stamp, scene, qr, tags, remark in wire
     ]
     return Batch(cursor, end, ids, profiles, total)
+
+
+class _Moments:
+    """Wire times back to aware datetimes, one object per distinct time."""
+
+    def __init__(self) -> None:
+        self.seen: dict[int, datetime] = {}
+
+    def __call__(self, stamp: int | datetime | None) -> datetime | None:
+        return None if stamp is None else self.at(stamp)
+
+    def at(self, stamp: int | datetime) -> datetime:
+        if isinstance(stamp, datetime):
+            return stamp
+        found = self.seen.get(stamp)
+        if found is None:
+            found = self.seen[stamp] = datetime.fromtimestamp(stamp, UTC)
+        return found
+
+
+def read_interactions(
+    connector: Connector, cursor: str, *, process: bool | None = None
+) -> Iterator[InteractionPage]:
+    """Pages of share reads after ``cursor``, read ahead in a child process (``process``, where one
+    can run and the connector can copy itself) or in a thread."""
+    copy = connector.fresh_copy() if process and child_reader.available() else None
+    if copy is None:
+        yield from read_ahead(connector.interactions(cursor))
+        return
+
+    def produce() -> Iterator[Any]:  # runs in the child
+        with copy:
+            for page in copy.interactions(cursor):
+                reads = [(r.id, r.sharer, r.reader, r.article, _stamp(r.time)) for r in page.items]
+                yield reads, page.next_cursor, page.has_more
+
+    for reads, next_cursor, has_more in child_reader.in_child(produce):
+        moment = _Moments()
+        items = tuple(
+            ShareRead(id_, sharer, reader, article, moment.at(stamp))
+            for id_, sharer, reader, article, stamp in reads
+        )
+        yield InteractionPage(items, next_cursor, has_more)

@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from connectors.base import Connector
-from connectors.follower_reads import PageEnd, pages_before, read_batches
+from connectors.follower_reads import PageEnd, pages_before, read_batches, read_interactions, use_child
 from connectors.follower_writes import (
     AccountRef,
     BatchResult,
@@ -41,7 +41,6 @@ from connectors.follower_writes import (
 from connectors.sync_state import Checkpoint as _Checkpoint
 from connectors.sync_state import bulk_settings as _bulk_settings
 from connectors.sync_state import fewer_collections as _fewer_collections
-from connectors.sync_state import read_ahead as _ahead
 from connectors.wechat import WeChatConnector
 from scrm.config import Settings
 from scrm.errors import ScrmError
@@ -219,7 +218,9 @@ def _sync(
                 state["phase"] = "shares"
                 checkpoint.save(conn)
         if state["phase"] == "shares":
-            report.share_reads = _pull_shares(conn, connector, account, cache)
+            # a child process reads them too when the list (read in this run) was long enough
+            in_child = use_child(process, len(present) / batch_size)
+            report.share_reads = _pull_shares(conn, connector, account, cache, in_child)
             with conn.begin():
                 state["phase"] = "done"
                 checkpoint.save(conn, finished=True)
@@ -276,13 +277,15 @@ def _list(
             checkpoint.save(conn)
 
 
-def _pull_shares(conn: Connection, connector: Connector, account: AccountRef, cache: KeyCache | None) -> int:
+def _pull_shares(
+    conn: Connection, connector: Connector, account: AccountRef, cache: KeyCache | None, process: bool
+) -> int:
     """Pull interactions after the stored cursor; the cursor is saved with each page's rows."""
     with conn.begin():
         checkpoint = _Checkpoint(conn, account.id, SHARES)
     cursor = str(checkpoint.state.get("cursor", ""))
     added = 0
-    for page in _ahead(connector.interactions(cursor)):
+    for page in read_interactions(connector, cursor, process=process):
         with conn.begin():
             added += write_share_reads(conn, account, page.items, cache)
             checkpoint.state["cursor"] = page.next_cursor

@@ -135,7 +135,7 @@ class SyncSettings(_Section):
     backoff_seconds: float = Field(1.0, ge=0, le=600)
     timeout_seconds: float = Field(30.0, gt=0, le=600)
     batch_size: int = Field(2_000, ge=100, le=20_000)
-    # read profiles in a child process while this one writes: "auto" when 2+ CPUs and 20+ batches left
+    # read in a child process while this one writes: "auto" when 2+ CPUs and 10+ batches are left
     reader_process: Literal["auto", "always", "never"] = "auto"
 
 
