@@ -88,6 +88,21 @@ class SyncReport:
         self.tags_added += batch.tags_added
         self.tags_removed += batch.tags_removed
 
+    def rows_written(self) -> int:
+        """Rows this run added or changed (about: an identity or two per new customer count as one)."""
+        return (
+            self.new
+            + self.updated
+            + self.resubscribed
+            + self.unsubscribed
+            + self.customers_created
+            + len(self.merges)
+            + self.referrals
+            + self.tags_added
+            + self.tags_removed
+            + self.share_reads
+        )
+
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["merged"] = len(self.merges)
@@ -224,7 +239,8 @@ def _sync(
             with conn.begin():
                 state["phase"] = "done"
                 checkpoint.save(conn, finished=True)
-    store.analyze("identity", "customer", "follow", "customer_tag", "interaction")
+    if report.resumed or report.rows_written():  # statistics of a store that changed (PostgreSQL)
+        store.analyze("identity", "customer", "follow", "customer_tag", "interaction")
 
 
 def _list(
@@ -268,8 +284,9 @@ def _list(
         done += len(item.ids)
         if progress is not None:
             progress(done, max(item.total, done))
-        if done >= 2 * analyzed_at:  # keep the planner's statistics up with the growing tables
-            analyzed_at = done
+        written = report.rows_written()
+        if written >= 2 * analyzed_at:  # keep the planner's statistics up with the growing tables
+            analyzed_at = written
             store.analyze("identity", "customer", "follow", "customer_tag")
     if state["phase"] != "close":  # the platform ended the list without a last page
         with conn.begin():
