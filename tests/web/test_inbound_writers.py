@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
 import psycopg
 import pytest
@@ -26,6 +28,7 @@ from scrm.store import PlannerStatistics, Store
 from tests.conftest import pg_store_url
 from tests.web.bot_env import count
 
+T = TypeVar("T")
 APPID = "wx_writer_app_001"
 T0 = datetime.fromtimestamp(1_790_000_000, UTC)
 
@@ -35,6 +38,26 @@ def _records(n: int, *, appid: str = APPID, first_id: int = 8_000_000) -> list[I
         InboundRecord("wechat", appid, f"o_writer_{i % 5}", "text", T0, first_id + i, f"m{i}")
         for i in range(n)
     ]
+
+
+def _run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run`` in a thread of its own: the main thread may hold a running loop already
+    (Playwright's sync API keeps one there once the browser tests have run)."""
+    result: list[T] = []
+    error: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            result.append(asyncio.run(coroutine))
+        except BaseException as exc:  # re-raised in the test's thread
+            error.append(exc)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if error:
+        raise error[0]
+    return result[0]
 
 
 def _with_account(store: Store) -> Store:
@@ -66,8 +89,8 @@ def test_loop_commit_stores_a_group_once_and_answers_copies_with_the_first_reply
     writer = LoopCommit(sqlite_store)
     records = _records(20)
     try:
-        first = asyncio.run(_submit_all(writer, records + records[:3]))  # three copies in the same group
-        again = asyncio.run(_submit_all(writer, records[5:8]))  # retries, later
+        first = _run(_submit_all(writer, records + records[:3]))  # three copies in the same group
+        again = _run(_submit_all(writer, records[5:8]))  # retries, later
     finally:
         writer.close()
     assert [o.duplicate for o in first] == [False] * 20 + [True] * 3
@@ -115,7 +138,9 @@ def test_two_loop_commits_in_two_loops_racing_on_the_same_messages_store_each_on
 
 
 def _hold_write_lock(store: Store) -> sqlite3.Connection:
-    holder = sqlite3.connect(store.url.removeprefix("sqlite:///"), isolation_level=None)
+    holder = sqlite3.connect(
+        store.url.removeprefix("sqlite:///"), isolation_level=None, check_same_thread=False
+    )
     holder.execute("BEGIN IMMEDIATE")
     return holder
 
@@ -135,7 +160,7 @@ def test_loop_commit_keeps_the_loop_serving_while_another_process_holds_the_lock
         return ticks, waited, await asyncio.wait_for(future, 10)
 
     try:
-        ticks, waited, outcome = asyncio.run(main())
+        ticks, waited, outcome = _run(main())
     finally:
         holder.close()
         writer.close()
@@ -156,7 +181,7 @@ def test_loop_commit_fails_the_group_after_lock_wait_and_then_goes_on(sqlite_sto
         )
 
     try:
-        error, outcome = asyncio.run(main())
+        error, outcome = _run(main())
     finally:
         holder.close()
         writer.close()
@@ -176,8 +201,8 @@ def test_loop_commit_write_error_reaches_every_request_and_stores_nothing(sqlite
         return list(await asyncio.gather(*futures, return_exceptions=True))
 
     try:
-        results = asyncio.run(main())
-        after = asyncio.run(_submit_all(writer, _records(1)))
+        results = _run(main())
+        after = _run(_submit_all(writer, _records(1)))
     finally:
         writer.close()
     assert all(isinstance(r, LookupError) and "scrm init" in str(r) for r in results)
@@ -193,13 +218,43 @@ def test_loop_commit_is_for_sqlite_and_refuses_work_once_closed(sqlite_store: St
         writer.submit_async(_records(1)[0], "r", "x", "replied")
 
     with pytest.raises(RuntimeError, match="closed"):
-        asyncio.run(submit())
+        _run(submit())
     server = Store("postgresql://scrm@127.0.0.1:5432/scrm")  # no connection is made
     try:
         with pytest.raises(ValueError, match="SQLite only"):
             LoopCommit(server)
     finally:
         server.close()
+
+
+def test_loop_commit_refuses_a_second_loop_while_the_first_has_a_group_pending(sqlite_store: Store) -> None:
+    writer = LoopCommit(sqlite_store)
+    first, second = _records(2)
+    refused: list[BaseException] = []
+
+    def other_loop() -> None:
+        async def submit() -> None:
+            writer.submit_async(second, "r", "x", "replied")
+
+        try:
+            asyncio.run(submit())
+        except RuntimeError as exc:
+            refused.append(exc)
+
+    async def main() -> Outcome:
+        future = writer.submit_async(first, "r", "x", "replied")  # its flush is scheduled, not run yet
+        thread = threading.Thread(target=other_loop)
+        thread.start()
+        thread.join()
+        return await future
+
+    try:
+        outcome = _run(main())
+    finally:
+        writer.close()
+    assert [str(e) for e in refused] == ["a LoopCommit serves one event loop at a time"]
+    assert not outcome.duplicate
+    assert count(sqlite_store, "inbound_message") == 1
 
 
 @pytest.mark.postgres
@@ -256,6 +311,24 @@ def test_planner_statistics_analyze_when_the_rows_written_double(
     while _reltuples(store, "customer") != 50 and time.monotonic() < deadline:
         time.sleep(0.02)
     assert _reltuples(store, "customer") == 50
+    store.close()
+
+
+@pytest.mark.postgres
+def test_planner_statistics_failure_in_the_background_is_logged_and_retried(
+    pg_url: str, pg_schema: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = _with_account(Store(pg_store_url(pg_url, pg_schema)))
+    statistics = PlannerStatistics(store, "no_such_table", first=1, background=True)
+    with caplog.at_level(logging.WARNING, logger="scrm.store"):
+        for rows in (5, 20):  # two doublings: the first failure does not stop the second
+            statistics.grew(rows)
+            deadline = time.monotonic() + 10
+            while not statistics._running.acquire(blocking=False) and time.monotonic() < deadline:
+                time.sleep(0.02)  # the thread still runs
+            statistics._running.release()
+    failures = [r for r in caplog.records if r.getMessage() == "ANALYZE no_such_table failed"]
+    assert len(failures) == 2
     store.close()
 
 
