@@ -229,7 +229,7 @@ def _sync(
                 present = {i for page in connector.followers() for i in page.ids}
             with conn.begin():
                 present.difference_update(state["gone"])
-                report.unsubscribed = close_follows(conn, account, present, sync_time)
+                report.unsubscribed = close_follows(conn, account, present, sync_time, cache)
                 state["phase"] = "shares"
                 checkpoint.save(conn)
         if state["phase"] == "shares":

@@ -272,26 +272,46 @@ def _mirror_customer_tags(
     return {cid for cid, _ in add} | {cid for cid, _ in remove}
 
 
-def close_follows(conn: Connection, account: AccountRef, present: set[str], at: datetime) -> int:
-    """Close the open follow periods of followers whose openid is not in ``present``; return how many."""
+def close_follows(
+    conn: Connection, account: AccountRef, present: set[str], at: datetime, cache: KeyCache | None = None
+) -> int:
+    """Close the open follow periods of followers whose openid is not in ``present``; return how many.
+
+    A period is closed when its customer has openids of the account and none of them is listed. With
+    the sync's ``cache`` holding the account's openids completely, they come from it and only the
+    open periods are read; otherwise they are read with the periods.
+    """
     f = follow_t.c
     mark = "%s" if conn.dialect.name == "postgresql" else "?"
+    openids = cache.group(conn, (IdentityKind.OPENID.value, account.scope)) if cache is not None else None
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:  # the driver's cursor: one row per follower, SQLAlchemy's row objects would cost more
-        cursor.execute(
-            "SELECT f.id, i.value FROM follow f JOIN identity i ON i.customer_id = f.customer_id "
-            f"WHERE f.account_id = {mark} AND f.unsubscribed_at IS NULL "
-            f"AND i.kind = {mark} AND i.scope = {mark}",
-            (account.id, IdentityKind.OPENID.value, account.scope),
-        )
-        rows = cursor.fetchall()
+        if openids is not None:
+            cursor.execute(
+                f"SELECT id, customer_id FROM follow WHERE account_id = {mark} AND unsubscribed_at IS NULL",
+                (account.id,),
+            )
+            periods = cursor.fetchall()
+        else:
+            cursor.execute(
+                "SELECT f.id, i.value FROM follow f JOIN identity i ON i.customer_id = f.customer_id "
+                f"WHERE f.account_id = {mark} AND f.unsubscribed_at IS NULL "
+                f"AND i.kind = {mark} AND i.scope = {mark}",
+                (account.id, IdentityKind.OPENID.value, account.scope),
+            )
+            rows = cursor.fetchall()
     finally:
         cursor.close()
-    listed: set[int] = set()  # periods with an openid in the list
-    missing: set[int] = set()  # periods with an openid not in it
-    for fid, openid in rows:
-        (listed if openid in present else missing).add(fid)
-    gone = sorted(missing - listed)  # none of their openids is listed
+    if openids is not None:
+        with_openid = set(openids.values())
+        listed_customers = {openids[o] for o in present if o in openids}
+        gone = sorted(fid for fid, cid in periods if cid in with_openid and cid not in listed_customers)
+    else:
+        listed: set[int] = set()  # periods with an openid in the list
+        missing: set[int] = set()  # periods with an openid not in it
+        for fid, openid in rows:
+            (listed if openid in present else missing).add(fid)
+        gone = sorted(missing - listed)  # none of their openids is listed
     for chunk in _chunks(gone):
         conn.execute(sa.update(follow_t).where(int_in(conn, f.id, chunk)).values(unsubscribed_at=at))
     return len(gone)

@@ -83,12 +83,25 @@ class KeyCache:
         self.ids.clear()
         self.complete.clear()
 
-    def known(self, conn: Connection, keys: Iterable[KeyTuple], lookup: Lookup) -> dict[KeyTuple, int]:
-        """The customer id of each stored key of ``keys``; ``lookup`` asks the store about the rest."""
+    def _check(self, conn: Connection) -> None:
+        """Forget everything if another connection committed since the last check."""
         version = self._data_version(conn)
         if version != self._version:  # another connection committed: what it wrote is unknown here
             self._version = version
             self.forget()
+
+    def group(self, conn: Connection, group: tuple[str, str]) -> dict[str, int] | None:
+        """Every stored key of ``group`` as value -> customer id; None when the cache cannot tell
+        (the group is not held completely, or another connection committed since)."""
+        self._check(conn)
+        if group not in self.complete:
+            return None
+        kind, scope = group
+        return {key[2]: cid for key, cid in self.ids.items() if key[1] == scope and key[0] == kind}
+
+    def known(self, conn: Connection, keys: Iterable[KeyTuple], lookup: Lookup) -> dict[KeyTuple, int]:
+        """The customer id of each stored key of ``keys``; ``lookup`` asks the store about the rest."""
+        self._check(conn)
         found: dict[KeyTuple, int] = {}
         ask: list[KeyTuple] = []
         ids, complete = self.ids, self.complete

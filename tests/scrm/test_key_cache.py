@@ -94,3 +94,18 @@ def test_a_cache_past_its_size_forgets_and_still_resolves(
         assert again.customer_ids[:2] == [c1, made.customer_ids[0]] and again.customers_created == 1
         with conn.begin():  # three keys in the account now, more than a cache may hold: none
             assert KeyCache.start(conn, ("openid", SCOPE)) is None
+
+
+def test_a_group_is_told_only_while_the_cache_holds_all_of_it(store: Store) -> None:
+    c1 = _alone(store, A1)
+    with store.bulk() as conn:
+        cache = _sqlite_cache(store, conn)
+        with conn.begin():
+            made = resolve(conn, [[A2, UNION]], source="test", cache=cache)
+            assert cache.group(conn, ("openid", SCOPE)) == {"o-1": c1, "o-2": made.customer_ids[0]}
+            assert cache.group(conn, ("unionid", "")) == {"u-1": made.customer_ids[0]}  # empty at the start
+            assert cache.group(conn, ("phone", "")) is None  # never loaded: not held
+        c3 = _alone(store, A3)  # another connection commits: the cache cannot tell any more
+        with conn.begin():
+            assert cache.group(conn, ("openid", SCOPE)) is None
+            assert resolve(conn, [[A3]], source="test", cache=cache).customer_ids == [c3]
