@@ -45,6 +45,16 @@ _ACTIVITY = (
 )
 
 
+def _arrays(kinds: Sequence[str], data: Sequence[Sequence[Any]]) -> str:
+    """The ``unnest`` arguments for columns of ``kinds``: each array in binary (``%b``), since the
+    text format quotes every element through a regex in Python; a column of only NULLs has no type
+    to dump in binary and goes as text."""
+    return ", ".join(
+        f"%{'b' if any(v is not None for v in values) else 's'}::{kind}[]"
+        for kind, values in zip(kinds, data, strict=True)
+    )
+
+
 def _utc_text(moment: datetime) -> str:
     return moment.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
@@ -61,9 +71,10 @@ def _run(
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
         if conn.dialect.name == "postgresql":
-            arrays = ", ".join(f"%s::{kind}[]" for _, kind in columns)
+            data = [list(values) for values in zip(*rows, strict=True)]
+            arrays = _arrays([kind for _, kind in columns], data)
             sql = f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays}) {tail}"
-            cursor.execute(sql, [list(values) for values in zip(*rows, strict=True)])
+            cursor.execute(sql, data)
         else:
             times = {k for k, (_, kind) in enumerate(columns) if kind == "timestamptz"}
             flat = [_utc_text(v) if k in times else v for row in rows for k, v in enumerate(row)]
@@ -103,12 +114,21 @@ def upsert_activity(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
         _run(conn, "follower_activity", _ACTIVITY, rows, tail)
 
 
+_RECORD_KINDS = (
+    *(kind for _, kind in _INBOUND),
+    *(
+        "text",
+        "text",
+        "timestamptz",
+        "text",
+        "text",
+        "bool",
+    ),  # platform, external_id, occurred_at, content, channel, acts
+)
 _RECORD_PG = """
 WITH input AS (
-  SELECT * FROM unnest(
-    %s::int[], %s::text[], %s::int[], %s::text[], %s::text[], %s::text[], %s::text[], %s::timestamptz[],
-    %s::text[], %s::text[], %s::timestamptz[], %s::text[], %s::text[], %s::bool[]
-  ) AS t(account_id, dedup_key, customer_id, kind, rule, status, reply, received_at,
+  SELECT * FROM unnest({arrays})
+    AS t(account_id, dedup_key, customer_id, kind, rule, status, reply, received_at,
          platform, external_id, occurred_at, content, channel, acts)
 ), claimed AS (
   INSERT INTO inbound_message (account_id, dedup_key, customer_id, kind, rule, status, reply, received_at)
@@ -142,9 +162,10 @@ def claim_and_record_pg(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> se
     """
     if not rows:
         return set()
+    data = [list(values) for values in zip(*rows, strict=True)]
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
-        cursor.execute(_RECORD_PG, [list(values) for values in zip(*rows, strict=True)])
+        cursor.execute(_RECORD_PG.format(arrays=_arrays(_RECORD_KINDS, data)), data)
         return {(int(a), str(k)) for a, k in cursor.fetchall()}
     finally:
         cursor.close()
