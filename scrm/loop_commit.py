@@ -87,6 +87,9 @@ class LoopCommit:
             if not future.done():
                 future.set_exception(RuntimeError("the inbound writer is closed"))
         self._pending.clear()
+        self._drop_connection()
+
+    def _drop_connection(self) -> None:
         if self._conn is not None:
             with contextlib.suppress(Exception):
                 self._conn.invalidate()  # not back to the pool: busy_timeout=0 is ours
@@ -104,17 +107,20 @@ class LoopCommit:
         if self._closed or not self._pending:
             self._scheduled = False
             return
-        conn = self._connection()
         try:
+            conn = self._connection()
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         except sa.exc.OperationalError as exc:
-            conn.rollback()
             now = time.monotonic()
             self._waiting_since = self._waiting_since or now
             if "locked" in str(exc.orig) and now - self._waiting_since < self.lock_wait:
+                if self._conn is not None:
+                    self._conn.rollback()
                 delay = _RETRY if now - self._waiting_since < _SLOW_AFTER else _RETRY_SLOW
                 loop.call_later(delay, self._flush, loop)  # another process writes: try again soon
                 return
+            self._fail(len(self._pending), exc)
+        except Exception as exc:  # the database cannot be opened, ...: every waiting request hears of it
             self._fail(len(self._pending), exc)
         else:
             self._waiting_since = None
@@ -144,8 +150,9 @@ class LoopCommit:
                 future.set_result(outcome)
 
     def _fail(self, n: int, exc: BaseException) -> None:
-        log.error("the store's write lock was not free for %.0f s: %d records not stored", self.lock_wait, n)
+        log.error("%d inbound records not stored: %s", n, exc)
         self._waiting_since = None
+        self._drop_connection()
         group = self._pending[:n]
         del self._pending[:n]
         for _, future in group:

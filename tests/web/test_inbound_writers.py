@@ -210,6 +210,30 @@ def test_loop_commit_write_error_reaches_every_request_and_stores_nothing(sqlite
     assert count(sqlite_store, "inbound_message") == 1
 
 
+def test_loop_commit_when_the_database_cannot_be_opened_fails_each_group_and_never_hangs(
+    tmp_path: Path,
+) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'no such folder' / 'bot.db'}")
+    writer = LoopCommit(store)
+
+    async def main() -> list[BaseException | Outcome]:
+        first = await asyncio.gather(
+            writer.submit_async(_records(1)[0], "r", "x", "replied"), return_exceptions=True
+        )
+        second = await asyncio.gather(
+            writer.submit_async(_records(2)[1], "r", "y", "replied"), return_exceptions=True
+        )
+        return [*first, *second]
+
+    try:
+        results = _run(asyncio.wait_for(main(), 10))
+    finally:
+        writer.close()
+        store.close()
+    assert [type(r) for r in results] == [sa.exc.OperationalError] * 2
+    assert all("unable to open database file" in str(r) for r in results)
+
+
 def test_loop_commit_is_for_sqlite_and_refuses_work_once_closed(sqlite_store: Store) -> None:
     writer = LoopCommit(sqlite_store)
     writer.close()
