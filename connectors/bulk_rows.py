@@ -2,10 +2,11 @@
 
 SQLAlchemy's executemany builds a parameter dict per row and runs each value through its type
 processors; for the tens of thousands of rows a sync writes per second that costs more than the
-database. Here rows are plain tuples: SQLite gets one ``executemany`` of ``INSERT ... ON CONFLICT DO
-NOTHING`` (times as the UTC text SQLAlchemy stores), PostgreSQL one ``INSERT ... SELECT FROM
-unnest(arrays) ON CONFLICT DO NOTHING`` statement with the arrays sent in binary. Table and column
-names come from the code, never from data; every value is a bound parameter.
+database. Here rows are plain tuples: SQLite gets ``INSERT ... ON CONFLICT DO NOTHING`` with many
+rows per statement (:func:`scrm.sqlite_rows.insert_many`; times as the UTC text SQLAlchemy
+stores), PostgreSQL one ``INSERT ... SELECT FROM unnest(arrays) ON CONFLICT DO NOTHING`` statement
+with the arrays sent in binary. Table and column names come from the code, never from data; every
+value is a bound parameter.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.engine import Connection
+
+from scrm.sqlite_rows import insert_many
 
 __all__ = ["insert_rows"]
 
@@ -68,10 +71,7 @@ def insert_rows(
                     texts = {m: _utc_text(m) for m in set(values[k]) if m is not None}
                     values[k] = tuple(map(texts.get, values[k]))  # None stays None
                 params = list(zip(*values, strict=True))
-            marks = ", ".join("?" * len(columns))
-            cursor.executemany(
-                f"INSERT INTO {table} ({names}) VALUES ({marks}) ON CONFLICT DO NOTHING", params
-            )
+            return insert_many(cursor, f"INSERT INTO {table} ({names})", params, "ON CONFLICT DO NOTHING")
         return int(cursor.rowcount)
     finally:
         cursor.close()

@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection
 from scrm.key_cache import KeyCache
 from scrm.merges import merge_customers
 from scrm.models import Account, Customer, CustomerMerge, Identity, IdentityKind, utcnow
+from scrm.sqlite_rows import insert_many
 
 __all__ = [
     "Key",
@@ -148,15 +149,14 @@ def _create_customers(conn: Connection, names: list[str]) -> list[int]:
     """Insert customers; return their ids in order."""
     now = utcnow()
     if conn.dialect.name == "sqlite":
-        # One executemany; inside the write transaction SQLite hands out consecutive rowids
-        # (max + 1 each, and no other writer can interleave), so the ids follow from the last one.
-        # (SQLAlchemy's ordered RETURNING would run one INSERT per row on SQLite.)
+        # Rows in order, many per statement; inside the write transaction SQLite hands out
+        # consecutive rowids (max + 1 each, and no other writer can interleave), so the ids follow
+        # from the last one. (SQLAlchemy's ordered RETURNING would run one INSERT per row on SQLite.)
         stamp = now.replace(tzinfo=None).isoformat(" ", "microseconds")
         cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         try:
-            cursor.executemany(
-                "INSERT INTO customer (display_name, created_at) VALUES (?, ?)",
-                [(name, stamp) for name in names],
+            insert_many(
+                cursor, "INSERT INTO customer (display_name, created_at)", [(n, stamp) for n in names]
             )
             last = cursor.execute("SELECT last_insert_rowid()").fetchone()[0]
         finally:
@@ -197,9 +197,8 @@ def _insert_identities(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
                     copy.write_row((*row, now))
         else:
             stamp = now.replace(tzinfo=None).isoformat(" ", "microseconds")
-            cursor.executemany(
-                f"INSERT INTO identity ({_IDENTITY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [(*row, stamp) for row in rows],
+            insert_many(
+                cursor, f"INSERT INTO identity ({_IDENTITY_COLUMNS})", [(*row, stamp) for row in rows]
             )
     finally:
         cursor.close()
