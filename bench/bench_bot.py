@@ -207,7 +207,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument(
-        "--per-thread", type=int, default=150_000, help="pre-encrypted requests per wrk thread"
+        "--per-thread", type=int, default=200_000, help="pre-encrypted requests per wrk thread"
     )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/test")
