@@ -12,7 +12,7 @@ frozen dataclasses holding aware datetimes cost the child as much as the JSON.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -119,16 +119,20 @@ def read_batches(
 
 
 def _encode(batch: Batch) -> tuple[Any, ...]:
+    # Equal strings made one object (an openid of the list and of its profile, repeated scenes):
+    # pickle then sends each once, and the writer unpickles fewer objects.
+    shared = {i: i for i in batch.ids}
+    share = shared.setdefault
     wire: list[Wire] = [
         (
-            p.openid,
+            share(p.openid, p.openid),
             p.unionid,
             p.subscribed,
             _stamp(p.subscribe_time),
-            p.scene,
-            p.qr_scene_str,
+            share(p.scene, p.scene),
+            share(p.qr_scene_str, p.qr_scene_str),
             p.tag_ids,
-            p.remark,
+            share(p.remark, p.remark),
         )
         for p in batch.profiles
     ]
@@ -141,32 +145,20 @@ def _stamp(moment: datetime | None) -> int | datetime | None:
     return int(moment.timestamp())
 
 
+def _times(stamps: Iterable[int | datetime | None]) -> dict[Any, datetime]:
+    """Wire time -> aware datetime, one object per distinct time (``dict.get(stamp, stamp)`` then
+    gives the datetime of a timestamp and passes None and datetimes through)."""
+    return {t: datetime.fromtimestamp(t, UTC) for t in set(stamps) if isinstance(t, int)}
+
+
 def _decode(message: tuple[Any, ...]) -> Batch:
     cursor, end, ids, wire, total = message
-    moment = _Moments()
+    time = _times(w[3] for w in wire).get
     profiles = [
-        FollowerProfile(openid, unionid, subscribed, moment(stamp), scene, qr, tags, remark)
+        FollowerProfile(openid, unionid, subscribed, time(stamp, stamp), scene, qr, tags, remark)
         for openid, unionid, subscribed, stamp, scene, qr, tags, remark in wire
     ]
     return Batch(cursor, end, ids, profiles, total)
-
-
-class _Moments:
-    """Wire times back to aware datetimes, one object per distinct time."""
-
-    def __init__(self) -> None:
-        self.seen: dict[int, datetime] = {}
-
-    def __call__(self, stamp: int | datetime | None) -> datetime | None:
-        return None if stamp is None else self.at(stamp)
-
-    def at(self, stamp: int | datetime) -> datetime:
-        if isinstance(stamp, datetime):
-            return stamp
-        found = self.seen.get(stamp)
-        if found is None:
-            found = self.seen[stamp] = datetime.fromtimestamp(stamp, UTC)
-        return found
 
 
 def read_interactions(
@@ -182,13 +174,24 @@ def read_interactions(
     def produce() -> Iterator[Any]:  # runs in the child
         with copy:
             for page in copy.interactions(cursor):
-                reads = [(r.id, r.sharer, r.reader, r.article, _stamp(r.time)) for r in page.items]
+                shared: dict[str, str] = {}  # each openid and article once per page (see _encode)
+                share = shared.setdefault
+                reads = [
+                    (
+                        r.id,
+                        share(r.sharer, r.sharer),
+                        share(r.reader, r.reader),
+                        share(r.article, r.article),
+                        _stamp(r.time),
+                    )
+                    for r in page.items
+                ]
                 yield reads, page.next_cursor, page.has_more
 
     for reads, next_cursor, has_more in child_reader.in_child(produce):
-        moment = _Moments()
+        time = _times(r[4] for r in reads).get
         items = tuple(
-            ShareRead(id_, sharer, reader, article, moment.at(stamp))
+            ShareRead(id_, sharer, reader, article, time(stamp, stamp))
             for id_, sharer, reader, article, stamp in reads
         )
         yield InteractionPage(items, next_cursor, has_more)
