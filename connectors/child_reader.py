@@ -14,7 +14,8 @@ items ahead, so memory stays bounded); the parent yields them in order.
   ``kill -9``), elsewhere it stops at its next item; a parent that stops reading (an error, a
   ``break``) kills it. A sync killed at any point therefore leaves no reader behind.
 
-Only where ``fork`` exists (:func:`available`); callers read in a thread elsewhere.
+Only where ``fork`` exists and from the main thread (:func:`available`); callers read in process
+elsewhere.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import os
 import pickle
 import signal
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Generator, Iterator
 from queue import Empty, Full
@@ -40,8 +42,14 @@ _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def available() -> bool:
-    """Whether :func:`in_child` can run here (``fork`` exists and there is a second CPU to use)."""
-    return "fork" in multiprocessing.get_all_start_methods() and (os.cpu_count() or 1) >= 2
+    """Whether :func:`in_child` can run here: ``fork`` exists, there is a second CPU to use, and this
+    is the main thread. A request thread of a server (an import through the REST API) reads in
+    process instead: forking a process whose other threads may hold locks is not safe."""
+    return (
+        "fork" in multiprocessing.get_all_start_methods()
+        and (os.cpu_count() or 1) >= 2
+        and threading.current_thread() is threading.main_thread()
+    )
 
 
 def _die_with(parent: int) -> None:

@@ -118,3 +118,12 @@ def test_the_child_dies_with_a_parent_killed_by_sigkill(tmp_path: Path) -> None:
         assert _alive(pid)
         parent.send_signal(signal.SIGKILL)
     assert _gone_within(pid, 5)
+
+
+def test_not_available_from_a_thread_other_than_the_main_one() -> None:
+    """A server's request thread (an import through the API) reads in process: no fork with threads."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        assert pool.submit(child_reader.available).result() is False
+    assert child_reader.available() is True  # the main thread (this module is skipped otherwise)
