@@ -115,14 +115,22 @@ def sqlite_page_cache(conn: Connection) -> Iterator[None]:
         yield
         return
     before = conn.exec_driver_sql("PRAGMA cache_size").scalar()
-    conn.exec_driver_sql(f"PRAGMA cache_size = -{_SQLITE_CACHE_KIB}")
+    restore = f"PRAGMA cache_size = {int(before or -2000)}"
+    with _connection_setting(conn, f"PRAGMA cache_size = -{_SQLITE_CACHE_KIB}", restore):
+        yield
+
+
+@contextmanager
+def _connection_setting(conn: Connection, apply: str, restore: str) -> Iterator[None]:
+    """Run ``apply`` on the connection, and ``restore`` after (an open transaction rolled back first)."""
+    conn.exec_driver_sql(apply)
     conn.commit()
     try:
         yield
     finally:
         if conn.in_transaction():
             conn.rollback()
-        conn.exec_driver_sql(f"PRAGMA cache_size = {int(before or -2000)}")
+        conn.exec_driver_sql(restore)
         conn.commit()
 
 
@@ -156,12 +164,5 @@ def bulk_settings(conn: Connection) -> Iterator[None]:
         with sqlite_page_cache(conn):
             yield
         return
-    conn.exec_driver_sql("SET synchronous_commit = off")
-    conn.commit()
-    try:
+    with _connection_setting(conn, "SET synchronous_commit = off", "RESET synchronous_commit"):
         yield
-    finally:
-        if conn.in_transaction():
-            conn.rollback()
-        conn.exec_driver_sql("RESET synchronous_commit")
-        conn.commit()
