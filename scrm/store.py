@@ -56,6 +56,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    # Statement journals (the undo record SQLite keeps for each multi-row INSERT inside a transaction)
+    # and temporary sorts stay in memory: on disk, a 100,000-follower sync spent 15% of its CPU
+    # writing statement journals to temporary files (measured with py-spy). They are small: one
+    # statement's changed pages, or one query's sort.
+    cursor.execute("PRAGMA temp_store=MEMORY")
     cursor.close()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -267,6 +268,29 @@ def test_a_failed_transaction_loses_nothing_already_stored(store: Store) -> None
         raise RuntimeError("crash mid-batch")
     with store.session() as s:
         assert [p.order_id for p in s.exec(select(Purchase))] == ["o-1"]
+
+
+def test_a_failed_multi_row_insert_undoes_only_itself(store: Store) -> None:
+    """A bulk statement that breaks a unique key halfway leaves none of its rows, and the rows of the
+    transaction's earlier statements stay (SQLite: its statement journal, kept in memory)."""
+    table = Account.__table__  # type: ignore[attr-defined]
+
+    def rows(*names: str) -> list[dict[str, object]]:
+        return [{"name": n, "platform": "wechat", "external_id": f"wx-{n}", "created_at": T0} for n in names]
+
+    with store.connect() as conn:
+        conn.execute(sa.insert(table), rows("a", "b"))
+        # PostgreSQL aborts the whole transaction on an error, so there it runs in a savepoint;
+        # SQLite undoes the one statement by itself
+        undo = conn.begin_nested() if store.dialect == "postgresql" else contextlib.nullcontext()
+        with pytest.raises(sa.exc.IntegrityError), undo:
+            conn.execute(sa.insert(table).values(rows("c", "d", "a", "e")))
+        conn.execute(sa.insert(table), rows("f"))
+    with store.connect() as conn:
+        names = conn.execute(sa.select(table.c.name).order_by(table.c.name)).scalars().all()
+        if store.dialect == "sqlite":
+            assert conn.exec_driver_sql("PRAGMA temp_store").scalar() == 2  # MEMORY
+    assert names == ["a", "b", "f"]
 
 
 def test_unreachable_database_is_a_clear_error() -> None:
