@@ -37,6 +37,8 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
+from scrm.store import SQLITE_PRAGMAS  # the floor's connection is set up as scrm's
+
 Backend = Literal["sqlite", "postgresql"]
 BACKENDS: tuple[Backend, ...] = ("sqlite", "postgresql")
 
@@ -47,12 +49,6 @@ EXIT_REJECTED = 3  # scrm's exit code for "done, but some rows were rejected"
 COLUMNS = ("source", "order_id", "customer_id", "amount_minor", "currency", "occurred_at")
 SQLITE_INSERT = f"INSERT INTO purchase ({', '.join(COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?)"
 PG_COPY = f"COPY purchase ({', '.join(COLUMNS)}) FROM STDIN"
-SQLITE_PRAGMAS = (  # as scrm.store sets them on every SQLite connection
-    "PRAGMA journal_mode=WAL",
-    "PRAGMA foreign_keys=ON",
-    "PRAGMA busy_timeout=30000",
-    "PRAGMA synchronous=NORMAL",
-)
 DEFAULT_PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 DEFAULT_WORKDIR = Path(__file__).resolve().parent / "out"
 

@@ -26,7 +26,7 @@ from sqlmodel import Session
 
 from scrm.errors import SchemaOutOfDate, StoreError
 
-__all__ = ["PlannerStatistics", "Store", "redact_url"]
+__all__ = ["SQLITE_PRAGMAS", "PlannerStatistics", "Store", "redact_url"]
 
 log = logging.getLogger(__name__)
 
@@ -50,17 +50,24 @@ def _normalise_url(url: str) -> str:
     return url
 
 
+#: what scrm sets on every SQLite connection (the benchmarks' floors set the same)
+SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA busy_timeout=30000",
+    "PRAGMA synchronous=NORMAL",
+    # Statement journals (the undo record SQLite keeps for each multi-row INSERT inside a
+    # transaction) and temporary sorts stay in memory: on disk, a 100,000-follower sync spent 15% of
+    # its CPU writing statement journals to temporary files (measured with py-spy). They are small:
+    # one statement's changed pages, or one query's sort.
+    "PRAGMA temp_store=MEMORY",
+)
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    # Statement journals (the undo record SQLite keeps for each multi-row INSERT inside a transaction)
-    # and temporary sorts stay in memory: on disk, a 100,000-follower sync spent 15% of its CPU
-    # writing statement journals to temporary files (measured with py-spy). They are small: one
-    # statement's changed pages, or one query's sort.
-    cursor.execute("PRAGMA temp_store=MEMORY")
+    for pragma in SQLITE_PRAGMAS:
+        cursor.execute(pragma)
     cursor.close()
 
 
